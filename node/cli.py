@@ -1,0 +1,78 @@
+"""``peer53``: initialise a node's data directory and run the node."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+from pathlib import Path
+
+import trio
+
+from node.bootstrap import AlreadyInitialised, initialise
+from node.config import ConfigError, ListenConfig, NodeConfig, load_config
+from node.runtime import run_node
+from node.service import DataDirError, NodeState
+
+log = logging.getLogger("peer53")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="peer53", description="peer53: authoritative DNS as a peer-to-peer cluster"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def listen_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", required=True, type=Path, help="the node's directory")
+        p.add_argument("--dns", metavar="H:P", help="DNS listen address (UDP and TCP)")
+        p.add_argument("--api", metavar="H:P", help="HTTP API listen address")
+        p.add_argument("--peer", metavar="H:P", help="peer link listen address")
+
+    init = sub.add_parser("init", help="create a new cluster with this node as first member")
+    listen_flags(init)
+    init.add_argument("--name", help="node name (default: the host name)")
+    init.add_argument("--cluster-name", default="peer53", help="cluster name")
+    run = sub.add_parser("run", help="serve DNS and the API")
+    listen_flags(run)
+    return parser
+
+
+def _init(args: argparse.Namespace) -> int:
+    defaults = ListenConfig()
+    config = NodeConfig(
+        name=args.name or socket.gethostname(),
+        listen=ListenConfig(
+            dns=args.dns or defaults.dns, api=args.api or defaults.api, peer=args.peer or defaults.peer
+        ),
+    )
+    token = initialise(args.data_dir, config, args.cluster_name)
+    print(f"initialised node {config.name!r} in {args.data_dir}", file=sys.stderr)
+    print(f"admin API token written to {args.data_dir / 'admin.token'}", file=sys.stderr)
+    print(f"start it with: peer53 run --data-dir {args.data_dir}", file=sys.stderr)
+    print(token)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load_config(args.data_dir).with_listen(dns=args.dns, api=args.api, peer=args.peer)
+    state = NodeState.open(args.data_dir, config)
+    trio.run(run_node, state)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    handlers = {"init": _init, "run": _run}
+    try:
+        sys.exit(handlers[args.command](args))
+    except (ConfigError, DataDirError, AlreadyInitialised, OSError) as exc:
+        print(f"peer53: error: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,154 @@
+"""The node's configuration file, DIR/peer53.toml: parsing and validation.
+
+Every setting has a default; unknown sections or keys are errors, because a misspelt
+setting that is silently ignored is worse than a node that refuses to start.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from node import __version__
+
+CONFIG_FILE = "peer53.toml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_address(text: str, what: str = "address") -> Address:
+    """``H:P``, with IPv6 hosts in brackets (``[::1]:53``)."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(f"{what} {text!r}: expected HOST:PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(f"{what} {text!r}: {host!r} is not an IP address") from None
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(f"{what} {text!r}: port must be 0-65535")
+    return Address(host, int(port_text))
+
+
+@dataclass(frozen=True)
+class ListenConfig:
+    dns: str = "127.0.0.1:5353"
+    api: str = "127.0.0.1:8053"
+    peer: str = "127.0.0.1:7053"
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    """An empty string hides a CHAOS identity answer (the query gets REFUSED)."""
+
+    udp_payload: int = 1232
+    tcp_idle_timeout: int = 10
+    tcp_max_connections: int = 256
+    nsid: str = ""
+    id_server: str | None = None  # None: the node name
+    hostname_bind: str | None = None  # None: the node name
+    version_bind: str = f"peer53 {__version__}"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    listen: ListenConfig = field(default_factory=ListenConfig)
+    dns: DnsConfig = field(default_factory=DnsConfig)
+
+    def addresses(self) -> dict[str, Address]:
+        return {
+            "dns": parse_address(self.listen.dns, "listen.dns"),
+            "api": parse_address(self.listen.api, "listen.api"),
+            "peer": parse_address(self.listen.peer, "listen.peer"),
+        }
+
+    def with_listen(self, **overrides: str | None) -> NodeConfig:
+        given = {k: v for k, v in overrides.items() if v is not None}
+        for key, value in given.items():
+            parse_address(value, f"--{key}")
+        return replace(self, listen=replace(self.listen, **given))
+
+
+def _section(cls: type[Any], doc: Any, where: str) -> Any:
+    if not isinstance(doc, dict):
+        raise ConfigError(f"[{where}] must be a table")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(doc) - set(known))
+    if unknown:
+        raise ConfigError(f"[{where}]: unknown setting {unknown[0]!r}")
+    for key, value in doc.items():
+        expected = known[key].type
+        ok = (
+            isinstance(value, int) and not isinstance(value, bool)
+            if "int" in str(expected)
+            else isinstance(value, str)
+        )
+        if not ok:
+            raise ConfigError(f"[{where}] {key}: expected {expected}")
+    return cls(**doc)
+
+
+def validate(config: NodeConfig) -> NodeConfig:
+    config.addresses()
+    if not 512 <= config.dns.udp_payload <= 4096:
+        raise ConfigError("[dns] udp_payload must be 512-4096")
+    if not 1 <= config.dns.tcp_idle_timeout <= 3600:
+        raise ConfigError("[dns] tcp_idle_timeout must be 1-3600 seconds")
+    if not 1 <= config.dns.tcp_max_connections <= 65535:
+        raise ConfigError("[dns] tcp_max_connections must be 1-65535")
+    if len(config.dns.nsid.encode()) > 128:
+        raise ConfigError("[dns] nsid must be at most 128 bytes")
+    return config
+
+
+def load_config(data_dir: Path) -> NodeConfig:
+    path = data_dir / CONFIG_FILE
+    try:
+        doc = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found: run 'peer53 init --data-dir {data_dir}' first") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    unknown = sorted(set(doc) - {"node", "listen", "dns"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown section [{unknown[0]}]")
+    node = doc.get("node", {})
+    if not isinstance(node, dict) or set(node) != {"name"} or not isinstance(node["name"], str):
+        raise ConfigError(f"{path}: [node] must hold exactly name = \"...\"")
+    try:
+        return validate(
+            NodeConfig(
+                name=node["name"],
+                listen=_section(ListenConfig, doc.get("listen", {}), "listen"),
+                dns=_section(DnsConfig, doc.get("dns", {}), "dns"),
+            )
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def write_config(data_dir: Path, config: NodeConfig) -> None:
+    doc = {
+        "node": {"name": config.name},
+        "listen": {"dns": config.listen.dns, "api": config.listen.api, "peer": config.listen.peer},
+    }
+    (data_dir / CONFIG_FILE).write_text(tomli_w.dumps(doc))

@@ -1,0 +1,111 @@
+"""Last-writer-wins registers: the replicated state as a function of applied events.
+
+Each state key holds the value written by the event that wins for it. Events are ordered
+by ``(hlc, origin)``, a total order that every node computes the same way, so the state
+depends only on which events were applied, not on when they arrived. Security objects are
+the exception: a revoked token or a removed member is terminal and wins over any
+concurrent write.
+
+Planning and committing are separate steps so that the caller can make the change durable
+in SQLite first and touch memory only after the commit succeeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from protocol.canonical import JSONValue
+from protocol.events import SignedEvent
+from protocol.merkle import MerkleTree
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    value: JSONValue  # None is a tombstone
+    hlc: int
+    origin: str
+    seq: int
+    event_id: str
+
+
+def is_terminal(key: str, value: JSONValue) -> bool:
+    """Values that can never be overwritten (DESIGN: security objects are terminal)."""
+    if not isinstance(value, dict):
+        return False
+    if key.startswith("token "):
+        return value.get("revoked") is True
+    if key.startswith("member "):
+        return value.get("status") in ("left", "removed")
+    return False
+
+
+def wins(key: str, new: Register, old: Register | None) -> bool:
+    if old is None:
+        return True
+    old_terminal = is_terminal(key, old.value)
+    if old_terminal != is_terminal(key, new.value):
+        return not old_terminal
+    return (new.hlc, new.origin) > (old.hlc, old.origin)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What applying a batch of events would change."""
+
+    changes: dict[str, Register]
+    conflicts: int  # writes to a key whose current value came from a concurrent event
+
+
+class Registers:
+    def __init__(self) -> None:
+        self._regs: dict[str, Register] = {}
+        self.conflicts = 0
+        self.merkle = MerkleTree()
+
+    def __len__(self) -> int:
+        return len(self._regs)
+
+    def get(self, key: str) -> Register | None:
+        return self._regs.get(key)
+
+    def value(self, key: str) -> JSONValue:
+        reg = self._regs.get(key)
+        return None if reg is None else reg.value
+
+    def items(self) -> Iterator[tuple[str, Register]]:
+        return iter(self._regs.items())
+
+    def load(self, rows: Iterable[tuple[str, Register]]) -> None:
+        for key, reg in rows:
+            self._regs[key] = reg
+            self.merkle.set(key, reg.event_id)
+
+    def plan(self, events: Sequence[SignedEvent]) -> Plan:
+        changes: dict[str, Register] = {}
+        conflicts = 0
+        for event in events:
+            body = event.body
+            for key, value in body.writes.items():
+                new = Register(value, body.hlc, body.origin, body.seq, event.id)
+                old = changes.get(key) or self._regs.get(key)
+                if old is not None and _concurrent(old, body.origin, body.vv):
+                    conflicts += 1
+                if wins(key, new, old):
+                    changes[key] = new
+        return Plan(changes, conflicts)
+
+    def commit(self, plan: Plan) -> None:
+        self._regs.update(plan.changes)
+        for key, reg in plan.changes.items():
+            self.merkle.set(key, reg.event_id)
+        self.conflicts += plan.conflicts
+
+    def drop(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._regs.pop(key, None)
+            self.merkle.set(key, None)
+
+
+def _concurrent(old: Register, origin: str, vv: Mapping[str, int]) -> bool:
+    return old.origin != origin and vv.get(old.origin, 0) < old.seq

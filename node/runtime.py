@@ -1,0 +1,112 @@
+"""``peer53 run``: one trio process serving DNS and the API until SIGINT or SIGTERM.
+
+Shutdown order: stop taking DNS queries, let hypercorn finish in-flight requests (so an
+accepted write is committed and answered), then close SQLite.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import signal
+import socket
+from functools import partial
+from pathlib import Path
+
+import trio
+
+from node.api.app import create_app
+from node.api.http_server import serve_http
+from node.config import Address
+from node.dns.query import AnswerConfig, ServerIdentity, respond
+from node.dns.server import ListenerStats, TcpServer, bind_udp, serve_udp
+from node.service import NodeState
+
+log = logging.getLogger("peer53")
+LISTEN_FILE = "listen.json"
+DNS_BIND_ATTEMPTS = 20
+
+
+def answer_config(state: NodeState) -> AnswerConfig:
+    dns = state.config.dns
+    name = state.config.name
+    return AnswerConfig(
+        udp_payload=dns.udp_payload,
+        nsid=dns.nsid.encode() or None,
+        identity=ServerIdentity(
+            id_server=(name if dns.id_server is None else dns.id_server) or None,
+            hostname_bind=(name if dns.hostname_bind is None else dns.hostname_bind) or None,
+            version_bind=dns.version_bind or None,
+        ),
+    )
+
+
+async def bind_dns(address: Address) -> tuple[socket.socket, list[trio.SocketListener], int]:
+    """UDP and TCP on one port; with port 0, retry until both get the same free port."""
+    for _ in range(DNS_BIND_ATTEMPTS):
+        udp = bind_udp(address)
+        port = int(udp.getsockname()[1])
+        try:
+            listeners = await trio.open_tcp_listeners(port, host=address.host)
+        except OSError:
+            udp.close()
+            if address.port != 0:
+                raise
+            continue
+        return udp, listeners, port
+    raise OSError(f"could not bind UDP and TCP to one free port on {address.host}")
+
+
+def write_listen_file(data_dir: Path, bound: dict[str, str]) -> None:
+    path = data_dir / LISTEN_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(bound, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+async def _wait_for_signal(stop: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("received %s, shutting down", signal.Signals(signum).name)
+            stop.set()
+            return
+
+
+async def run_node(state: NodeState) -> None:
+    addresses = state.config.addresses()
+    stop = trio.Event()
+    config = answer_config(state)
+    zones = state.replica.zones
+
+    def responder(wire: bytes, tcp: bool) -> bytes | None:
+        return respond(wire, zones, config, tcp=tcp)
+
+    stats = ListenerStats()
+    udp, tcp_listeners, dns_port = await bind_dns(addresses["dns"])
+    tcp = TcpServer(
+        responder, state.config.dns.tcp_idle_timeout, state.config.dns.tcp_max_connections, stats
+    )
+    gc.collect()
+    gc.freeze()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_wait_for_signal, stop)
+        async with trio.open_nursery() as dns_nursery:
+            dns_nursery.start_soon(serve_udp, udp, responder, stats)
+            dns_nursery.start_soon(trio.serve_listeners, tcp.handle, tcp_listeners)
+            api = addresses["api"]
+            api_host, api_port = await nursery.start(
+                partial(serve_http, create_app(state), api.host, api.port, shutdown=stop)
+            )
+            bound = {
+                "dns": str(Address(addresses["dns"].host, dns_port)),
+                "api": str(Address(api_host, api_port)),
+            }
+            write_listen_file(state.data_dir, bound)
+            log.info("serving DNS on %s, API on http://%s", bound["dns"], bound["api"])
+            await stop.wait()
+            dns_nursery.cancel_scope.cancel()
+        udp.close()
+    state.close()
+    log.info("stopped")

@@ -1,0 +1,78 @@
+"""The state of one running node, and its write path.
+
+Writes are serialised by one lock: build the events, check them with the same code that
+checks a peer's events, commit them to SQLite in a worker thread (``synchronous=FULL``),
+then update memory. The API answers only after that, so an acknowledged write is on disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from node.config import NodeConfig, load_config
+from node.identity import IdentityFiles, load_signing_key
+from node.replica import Replica
+from node.store.database import Database
+from node.writer import Writer
+from node.zones.edits import ZoneEditor
+from protocol.canonical import JSONValue
+from protocol.events import SignedEvent
+
+DB_FILE = "peer53.db"
+
+
+class DataDirError(RuntimeError):
+    pass
+
+
+@dataclass
+class NodeIdentity:
+    node_id: str
+    cluster_id: str
+
+
+class NodeState:
+    def __init__(self, data_dir: Path, config: NodeConfig, db: Database) -> None:
+        self.data_dir = data_dir
+        self.config = config
+        self.db = db
+        node_id, cluster_id = db.meta("node_id"), db.meta("cluster_id")
+        if node_id is None or cluster_id is None:
+            raise DataDirError(f"{data_dir / DB_FILE} has no node identity; was init interrupted?")
+        self.identity = NodeIdentity(node_id, cluster_id)
+        self.replica = Replica(db, cluster_id)
+        key = load_signing_key(IdentityFiles(data_dir).node_key)
+        self.writer = Writer(self.replica, key, db.last_hlc())
+        if self.writer.node_id != node_id:
+            raise DataDirError("node.key does not belong to this node's database")
+        self.editor = ZoneEditor(self.replica.registers, self.replica.materialiser, node_id)
+        self._lock = trio.Lock()
+
+    @classmethod
+    def open(cls, data_dir: Path, config: NodeConfig | None = None) -> NodeState:
+        db_path = data_dir / DB_FILE
+        if not db_path.exists():
+            raise DataDirError(f"{data_dir} is not initialised: run 'peer53 init --data-dir {data_dir}'")
+        state = cls(data_dir, config or load_config(data_dir), Database(db_path))
+        state.replica.load()
+        return state
+
+    def write_now(self, kind: str, writes: dict[str, JSONValue]) -> list[SignedEvent]:
+        """The write path without trio, for init and offline tools."""
+        events = self.writer.build(kind, writes)
+        self.replica.apply(events)
+        return events
+
+    async def write(self, kind: str, writes: dict[str, JSONValue]) -> list[SignedEvent]:
+        async with self._lock:
+            events = self.writer.build(kind, writes)
+            prepared = self.replica.prepare(events)
+            await trio.to_thread.run_sync(self.replica.commit, prepared)
+            self.replica.finish(prepared)
+            return events
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,55 @@
+"""The cluster status document (DESIGN "Interfaces": GET /api/v1/cluster)."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from node.service import NodeState
+from protocol.clock import hlc_physical_ms
+from protocol.statekeys import setting_key
+
+
+def rfc3339(ms: int) -> str:
+    moment = datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def cluster_status(state: NodeState, now_ms: int) -> dict[str, Any]:
+    registers = state.replica.registers
+    me = state.identity.node_id
+    name_value = registers.value(setting_key("cluster.name"))
+    cluster_name = name_value["value"] if isinstance(name_value, dict) else ""
+    members = []
+    for key, reg in registers.items():
+        if not key.startswith("member ") or not isinstance(reg.value, dict):
+            continue
+        if reg.value.get("status") == "removed":
+            continue
+        node_id = key[len("member ") :]
+        is_self = node_id == me
+        members.append(
+            {
+                "id": node_id,
+                "name": reg.value.get("name", ""),
+                "peer": reg.value.get("peer", ""),
+                "state": "self" if is_self else "down",
+                "membership": "left" if reg.value.get("status") == "left" else "active",
+                "last_seen": rfc3339(now_ms) if is_self else None,
+                "lag": {"events": 0, "seconds": 0.0},
+            }
+        )
+    members.sort(key=lambda m: (m["name"], m["id"]))
+    return {
+        "cluster": {"id": state.identity.cluster_id, "name": cluster_name},
+        "node": {"id": me, "name": state.config.name},
+        "members": members,
+        "clock": {
+            "hlc": state.writer.last_hlc,
+            "hlc_time": rfc3339(hlc_physical_ms(state.writer.last_hlc)),
+            "version_vector": dict(state.replica.vv),
+        },
+        "merkle_root": registers.merkle.root(),
+        "conflicts": {"concurrent_writes": registers.conflicts},
+        "invites": [],
+    }

@@ -1,0 +1,125 @@
+"""The node's SQLite file: event log, current state, and local-only metadata.
+
+One writer at a time (the caller serialises writes with a lock) and every commit uses
+``synchronous=FULL`` in WAL mode, so an acknowledged write survives power loss. The
+connection allows use from worker threads because commits run off the trio thread.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import sqlite_utils
+
+from node.registers import Register
+from protocol.canonical import canonical_json
+from protocol.events import SignedEvent
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    origin TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    id TEXT NOT NULL UNIQUE,
+    hlc INTEGER NOT NULL,
+    wire BLOB NOT NULL,
+    PRIMARY KEY (origin, seq)
+);
+CREATE TABLE IF NOT EXISTS state (
+    key TEXT PRIMARY KEY,
+    value TEXT,
+    hlc INTEGER NOT NULL,
+    origin TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    event_id TEXT NOT NULL
+);
+"""
+
+
+class Database:
+    def __init__(self, path: Path) -> None:
+        conn = sqlite3.connect(str(path), check_same_thread=False)
+        self.db = sqlite_utils.Database(conn)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, values: Mapping[str, str]) -> None:
+        with self.db.atomic():
+            self.db["meta"].upsert_all(
+                ({"key": k, "value": v} for k, v in values.items()), pk="key"
+            )
+
+    def registers(self) -> Iterator[tuple[str, Register]]:
+        rows = self.db.execute("SELECT key, value, hlc, origin, seq, event_id FROM state")
+        for key, value, hlc, origin, seq, event_id in rows:
+            parsed = None if value is None else json.loads(value)
+            yield key, Register(parsed, hlc, origin, seq, event_id)
+
+    def version_vector(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT origin, max(seq) FROM events GROUP BY origin")
+        return {origin: seq for origin, seq in rows}
+
+    def last_hlc(self) -> int:
+        row = self.db.execute("SELECT max(hlc) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def event_wires(self, origin: str, after: int) -> Iterator[bytes]:
+        rows = self.db.execute(
+            "SELECT wire FROM events WHERE origin = ? AND seq > ? ORDER BY seq", [origin, after]
+        )
+        for (wire,) in rows:
+            yield bytes(wire)
+
+    def commit(
+        self,
+        events: Sequence[SignedEvent],
+        changes: Mapping[str, Register],
+        dropped: Iterable[str],
+    ) -> None:
+        """Append events and write their state changes in one durable transaction."""
+        with self.db.atomic():
+            self.db["events"].insert_all(
+                (
+                    {
+                        "origin": e.body.origin,
+                        "seq": e.body.seq,
+                        "id": e.id,
+                        "hlc": e.body.hlc,
+                        "wire": e.to_wire(),
+                    }
+                    for e in events
+                ),
+                batch_size=1000,
+            )
+            self.db["state"].upsert_all(
+                (
+                    {
+                        "key": key,
+                        "value": None if r.value is None else canonical_json(r.value).decode(),
+                        "hlc": r.hlc,
+                        "origin": r.origin,
+                        "seq": r.seq,
+                        "event_id": r.event_id,
+                    }
+                    for key, r in changes.items()
+                ),
+                pk="key",
+                batch_size=1000,
+            )
+            self.db.conn.executemany("DELETE FROM state WHERE key = ?", ((k,) for k in dropped))

@@ -1,0 +1,175 @@
+"""What each zone operation writes: pure functions from current state to register writes.
+
+Operations read the registers as the writer sees them and return the writes of one event.
+Replacing an RRset tombstones the records the writer saw and writes the new ones, so a
+record that another node adds concurrently survives (DESIGN "Data model").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import dns.serial
+
+from node.registers import Registers
+from node.zones.materialise import SERIAL_MODULUS, Materialiser
+from protocol.canonical import JSONValue
+from protocol.statekeys import (
+    SINGLETON_TYPES,
+    name_text,
+    parse_key,
+    rdata_digest,
+    rr_key,
+    rrset_key,
+    serial_key,
+    ttl_key,
+    type_text,
+    zone_key,
+)
+
+DEFAULT_ZONE_TTL = 3600
+Writes = dict[str, JSONValue]
+
+
+@dataclass(frozen=True)
+class SoaDefaults:
+    """RIPE-203 recommendations; the negative TTL (minimum) is kept short."""
+
+    refresh: int = 86400
+    retry: int = 7200
+    expire: int = 3600000
+    minimum: int = 3600
+
+
+class ZoneNotFound(LookupError):
+    pass
+
+
+class ZoneExists(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ZoneEditor:
+    registers: Registers
+    materialiser: Materialiser
+    node_id: str
+
+    def _live_gen(self, zone: str) -> int:
+        keys = self.materialiser.zone_generation(zone)
+        if keys is None or not keys.live:
+            raise ZoneNotFound(zone)
+        return keys.gen
+
+    def _serial_bump(self, zone: str, gen: int) -> Writes:
+        key = serial_key(zone, gen, self.node_id)
+        current = self.registers.value(key)
+        base, count = (0, 0) if not isinstance(current, dict) else (current["base"], current["count"])
+        return {key: {"base": base, "count": count + 1}}
+
+    def _rrset_writes(self, zone: str, gen: int, rrset: dns.rrset.RRset) -> Writes:
+        owner, rdtype = name_text(rrset.name), type_text(rrset.rdtype)
+        texts = [rd.to_text() for rd in rrset]
+        if rrset.rdtype in SINGLETON_TYPES:
+            return {rrset_key(zone, gen, owner, rdtype): {"ttl": rrset.ttl, "rdata": texts}}
+        writes: Writes = {
+            rr_key(zone, gen, owner, rdtype, rdata_digest(rd)): {"rdata": text}
+            for rd, text in zip(rrset, texts, strict=True)
+        }
+        writes[ttl_key(zone, gen, owner, rdtype)] = {"ttl": rrset.ttl}
+        return writes
+
+    def _tombstones(self, zone: str, owner: str, rdtype: str | None) -> Writes:
+        """Null out the registers the writer sees for an RRset (or a whole owner)."""
+        writes: Writes = {}
+        for key in self.materialiser.owner_keys(zone, owner):
+            if self.registers.value(key) is None:
+                continue
+            if rdtype is None or parse_key(key).rdtype == rdtype:
+                writes[key] = None
+        return writes
+
+    def create_zone(
+        self, origin: dns.name.Name, ns: Iterable[dns.name.Name], ttl: int, initial_serial: int
+    ) -> Writes:
+        zone = name_text(origin)
+        keys = self.materialiser.zone_generation(zone)
+        if keys is not None and keys.live:
+            raise ZoneExists(zone)
+        gen = 0 if keys is None else keys.gen
+        hosts = list(ns)
+        defaults = SoaDefaults()
+        soa = dns.rdata.from_text(
+            dns.rdataclass.IN,
+            dns.rdatatype.SOA,
+            f"{hosts[0]} hostmaster.{zone} 0 {defaults.refresh} {defaults.retry} "
+            f"{defaults.expire} {defaults.minimum}",
+        )
+        writes: Writes = {zone_key(zone): {"gen": gen, "live": True, "ttl": ttl}}
+        writes.update(self._rrset_writes(zone, gen, dns.rrset.from_rdata_list(origin, ttl, [soa])))
+        ns_rdata = [dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.NS, h.to_text()) for h in hosts]
+        writes.update(
+            self._rrset_writes(zone, gen, dns.rrset.from_rdata_list(origin, ttl, ns_rdata))
+        )
+        writes[serial_key(zone, gen, self.node_id)] = {
+            "base": (initial_serial - 1) % SERIAL_MODULUS,
+            "count": 1,
+        }
+        return writes
+
+    def delete_zone(self, origin: dns.name.Name) -> Writes:
+        zone = name_text(origin)
+        gen = self._live_gen(zone)
+        ttl = self.materialiser.zone_generation(zone)
+        assert ttl is not None
+        return {zone_key(zone): {"gen": gen + 1, "live": False, "ttl": ttl.ttl}}
+
+    def replace_zone(
+        self, origin: dns.name.Name, rrsets: Iterable[dns.rrset.RRset], file_serial: int
+    ) -> Writes:
+        """A new generation holding exactly ``rrsets``; serial = the file's, unless lower."""
+        zone = name_text(origin)
+        keys = self.materialiser.zone_generation(zone)
+        target = file_serial
+        if keys is None:
+            gen = 0
+        else:
+            gen = keys.gen + 1
+            if keys.live:
+                following = (self.materialiser.serial(zone) + 1) % SERIAL_MODULUS
+                if dns.serial.Serial(following, 32) > dns.serial.Serial(file_serial, 32):
+                    target = following
+        ttl = keys.ttl if keys is not None else DEFAULT_ZONE_TTL
+        writes: Writes = {zone_key(zone): {"gen": gen, "live": True, "ttl": ttl}}
+        for rrset in rrsets:
+            writes.update(self._rrset_writes(zone, gen, rrset))
+        writes[serial_key(zone, gen, self.node_id)] = {
+            "base": (target - 1) % SERIAL_MODULUS,
+            "count": 1,
+        }
+        return writes
+
+    def put_rrset(self, origin: dns.name.Name, rrset: dns.rrset.RRset) -> Writes:
+        zone = name_text(origin)
+        gen = self._live_gen(zone)
+        writes = self._tombstones(zone, name_text(rrset.name), type_text(rrset.rdtype))
+        writes.update(self._rrset_writes(zone, gen, rrset))
+        writes.update(self._serial_bump(zone, gen))
+        return writes
+
+    def delete_rrset(
+        self, origin: dns.name.Name, name: dns.name.Name, rdtype: dns.rdatatype.RdataType
+    ) -> Writes:
+        zone = name_text(origin)
+        gen = self._live_gen(zone)
+        writes = self._tombstones(zone, name_text(name), type_text(rdtype))
+        if not writes:
+            raise LookupError(f"no {type_text(rdtype)} RRset at {name}")
+        writes.update(self._serial_bump(zone, gen))
+        return writes

@@ -1,0 +1,52 @@
+"""Canonical JSON: the one byte encoding that is signed, hashed and relayed.
+
+Sorted keys, no insignificant whitespace, UTF-8, and no floats: two nodes that build the
+same value must produce the same bytes, or signatures and Merkle hashes would differ.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+JSONValue = Any
+
+
+class CanonicalError(ValueError):
+    """A value that has no canonical encoding (floats, non-string keys, NaN)."""
+
+
+def _check(value: JSONValue, path: str) -> None:
+    if value is None or isinstance(value, bool | int | str):
+        return
+    if isinstance(value, float):
+        raise CanonicalError(f"{path}: floats are not allowed in canonical JSON")
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check(item, f"{path}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise CanonicalError(f"{path}: object keys must be strings")
+            _check(item, f"{path}.{key}")
+        return
+    raise CanonicalError(f"{path}: {type(value).__name__} cannot be encoded")
+
+
+def canonical_json(value: JSONValue) -> bytes:
+    _check(value, "$")
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def parse_canonical(data: bytes) -> JSONValue:
+    """Parse bytes and insist they are already canonical, so re-encoding is lossless."""
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CanonicalError(f"not JSON: {exc}") from None
+    if canonical_json(value) != data:
+        raise CanonicalError("JSON is not in canonical form")
+    return value

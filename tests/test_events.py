@@ -1,0 +1,73 @@
+import nacl.signing
+import pytest
+
+from protocol.canonical import CanonicalError, canonical_json, parse_canonical
+from protocol.events import EventBody, EventError, Group, decode_event, node_id_of, sign_event
+
+
+def _body(key: nacl.signing.SigningKey, **over: object) -> EventBody:
+    fields: dict[str, object] = {
+        "cluster": "c1",
+        "origin": node_id_of(key.verify_key),
+        "seq": 1,
+        "vv": {},
+        "hlc": 1 << 16,
+        "kind": "test",
+        "writes": {"zone example.": {"gen": 0, "live": True, "ttl": 60}},
+    }
+    fields.update(over)
+    return EventBody(**fields)  # type: ignore[arg-type]
+
+
+def test_canonical_json_is_sorted_compact_utf8() -> None:
+    assert canonical_json({"b": 1, "a": ["é", None]}) == '{"a":["é",null],"b":1}'.encode()
+
+
+def test_canonical_json_refuses_floats() -> None:
+    with pytest.raises(CanonicalError, match="floats"):
+        canonical_json({"x": 1.5})
+
+
+def test_parse_canonical_refuses_non_canonical_bytes() -> None:
+    with pytest.raises(CanonicalError, match="canonical"):
+        parse_canonical(b'{"b":1, "a":2}')
+
+
+def test_round_trip_keeps_bytes_and_id() -> None:
+    key = nacl.signing.SigningKey.generate()
+    event = sign_event(_body(key, group=Group("g", 1, 2)), key)
+    decoded = decode_event(event.to_wire())
+    assert decoded.body == event.body
+    assert decoded.body_bytes == event.body_bytes
+    assert decoded.id == event.id and len(event.id) == 64
+
+
+def test_tampered_body_fails_signature() -> None:
+    key = nacl.signing.SigningKey.generate()
+    wire = bytearray(sign_event(_body(key), key).to_wire())
+    wire[-3] = ord("9") if wire[-3] != ord("9") else ord("8")
+    with pytest.raises(EventError):
+        decode_event(bytes(wire))
+
+
+def test_signature_by_another_key_fails() -> None:
+    key, other = nacl.signing.SigningKey.generate(), nacl.signing.SigningKey.generate()
+    event = sign_event(_body(key), key)
+    forged = other.sign(b"peer53-event-v1\x00" + event.body_bytes).signature + event.body_bytes
+    with pytest.raises(EventError, match="signature"):
+        decode_event(forged)
+
+
+def test_signing_for_another_origin_is_refused() -> None:
+    key, other = nacl.signing.SigningKey.generate(), nacl.signing.SigningKey.generate()
+    with pytest.raises(EventError, match="origin"):
+        sign_event(_body(other), key)
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [b"", b"x" * 64, b"x" * 64 + b"[]", b"x" * 64 + b'{"a":1}', b"x" * 64 + b"\xff"],
+)
+def test_garbage_is_an_event_error(wire: bytes) -> None:
+    with pytest.raises(EventError):
+        decode_event(wire)
