@@ -174,8 +174,9 @@ class Materialiser:
             rdtype = dns.rdatatype.from_text(type_text)
             rrset = dns.rrset.RRset(name, dns.rdataclass.IN, rdtype)
             ttl = ttls.get(type_text, keys.ttl)
-            for text in texts:
-                rrset.add(dns.rdata.from_text(dns.rdataclass.IN, rdtype, text), ttl)
+            parsed = [dns.rdata.from_text(dns.rdataclass.IN, rdtype, text) for text in texts]
+            for rdata in sorted(parsed):  # canonical order: equal data, equal bytes everywhere
+                rrset.add(rdata, ttl)
             result[rdtype] = rrset
         return result
 

@@ -1,0 +1,16 @@
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.nodeproc import NodeProcess
+
+
+@pytest.fixture(scope="session")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
+    """One running node shared by the integration tests; tests use distinct zones."""
+    proc = NodeProcess.init(Path(tmp_path_factory.mktemp("shared-node")) / "data").start()
+    try:
+        yield proc
+    finally:
+        assert proc.stop() == 0, proc.log.read_text()
