@@ -45,7 +45,9 @@ def _init(args: argparse.Namespace) -> int:
     config = NodeConfig(
         name=args.name or socket.gethostname(),
         listen=ListenConfig(
-            dns=args.dns or defaults.dns, api=args.api or defaults.api, peer=args.peer or defaults.peer
+            dns=args.dns or defaults.dns,
+            api=args.api or defaults.api,
+            peer=args.peer or defaults.peer,
         ),
     )
     token = initialise(args.data_dir, config, args.cluster_name)

@@ -125,7 +125,9 @@ def load_config(data_dir: Path) -> NodeConfig:
     try:
         doc = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"{path} not found: run 'peer53 init --data-dir {data_dir}' first") from None
+        raise ConfigError(
+            f"{path} not found: run 'peer53 init --data-dir {data_dir}' first"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     unknown = sorted(set(doc) - {"node", "listen", "dns"})
@@ -133,7 +135,7 @@ def load_config(data_dir: Path) -> NodeConfig:
         raise ConfigError(f"{path}: unknown section [{unknown[0]}]")
     node = doc.get("node", {})
     if not isinstance(node, dict) or set(node) != {"name"} or not isinstance(node["name"], str):
-        raise ConfigError(f"{path}: [node] must hold exactly name = \"...\"")
+        raise ConfigError(f'{path}: [node] must hold exactly name = "..."')
     try:
         return validate(
             NodeConfig(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from node.registers import Plan, Register, Registers
 from node.store.database import Database
 from node.zones.index import ZoneTable
-from node.zones.materialise import Materialiser
+from node.zones.materialise import Generations, Materialiser
 from protocol.events import EventError, SignedEvent
 from protocol.statekeys import member_key
 
@@ -51,8 +51,10 @@ class Replica:
         body = event.body
         if self.is_member(body.origin):
             return
-        genesis = body.seq == 1 and not self.vv and isinstance(
-            body.writes.get(member_key(body.origin)), dict
+        genesis = (
+            body.seq == 1
+            and not self.vv
+            and isinstance(body.writes.get(member_key(body.origin)), dict)
         )
         if not genesis:
             raise EventError(f"event from {body.origin[:12]}, which is not an active member")
@@ -74,20 +76,20 @@ class Replica:
         live = {k: r for k, r in plan.changes.items() if k not in dead}
         return Prepared(events, Plan(live, plan.conflicts), dead)
 
-    def commit(self, prepared: Prepared) -> None:
-        """The durable step; safe to run in a worker thread."""
+    def commit(self, prepared: Prepared) -> Generations:
+        """The durable step, plus building any zone started anew; runs in a worker thread."""
         self.db.commit(prepared.events, prepared.plan.changes, prepared.dead)
+        return self.materialiser.build_generations(prepared.plan.changes)
 
-    def finish(self, prepared: Prepared) -> dict[str, Register]:
+    def finish(self, prepared: Prepared, generations: Generations) -> dict[str, Register]:
         self.registers.commit(prepared.plan)
         self.registers.drop(prepared.dead)
         for event in prepared.events:
             self.vv[event.body.origin] = event.body.seq
-        self.materialiser.apply(prepared.plan.changes)
+        self.materialiser.apply(prepared.plan.changes, generations)
         return prepared.plan.changes
 
     def apply(self, events: Sequence[SignedEvent]) -> dict[str, Register]:
         """All three steps at once, for callers outside trio (init, tests)."""
         prepared = self.prepare(events)
-        self.commit(prepared)
-        return self.finish(prepared)
+        return self.finish(prepared, self.commit(prepared))

@@ -7,6 +7,7 @@ then update memory. The API answers only after that, so an acknowledged write is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +15,11 @@ import trio
 
 from node.config import NodeConfig, load_config
 from node.identity import IdentityFiles, load_signing_key
-from node.replica import Replica
+from node.replica import Prepared, Replica
 from node.store.database import Database
 from node.writer import Writer
 from node.zones.edits import ZoneEditor
+from node.zones.materialise import Generations
 from protocol.canonical import JSONValue
 from protocol.events import SignedEvent
 
@@ -55,7 +57,9 @@ class NodeState:
     def open(cls, data_dir: Path, config: NodeConfig | None = None) -> NodeState:
         db_path = data_dir / DB_FILE
         if not db_path.exists():
-            raise DataDirError(f"{data_dir} is not initialised: run 'peer53 init --data-dir {data_dir}'")
+            raise DataDirError(
+                f"{data_dir} is not initialised: run 'peer53 init --data-dir {data_dir}'"
+            )
         state = cls(data_dir, config or load_config(data_dir), Database(db_path))
         state.replica.load()
         return state
@@ -66,12 +70,27 @@ class NodeState:
         self.replica.apply(events)
         return events
 
-    async def write(self, kind: str, writes: dict[str, JSONValue]) -> list[SignedEvent]:
+    def _prepare_and_commit(
+        self, kind: str, make_writes: Callable[[], dict[str, JSONValue]]
+    ) -> tuple[list[SignedEvent], Prepared, Generations]:
+        events = self.writer.build(kind, make_writes())
+        prepared = self.replica.prepare(events)
+        return events, prepared, self.replica.commit(prepared)
+
+    async def write(
+        self, kind: str, make_writes: Callable[[], dict[str, JSONValue]]
+    ) -> list[SignedEvent]:
+        """Validate and build the writes, sign, check and commit them, then apply.
+
+        ``make_writes`` runs under the write lock, so what it validates against cannot change
+        before its event is applied; it runs with everything but the final in-memory update
+        in a worker thread, so a large import never stalls DNS answers.
+        """
         async with self._lock:
-            events = self.writer.build(kind, writes)
-            prepared = self.replica.prepare(events)
-            await trio.to_thread.run_sync(self.replica.commit, prepared)
-            self.replica.finish(prepared)
+            events, prepared, generations = await trio.to_thread.run_sync(
+                self._prepare_and_commit, kind, make_writes
+            )
+            self.replica.finish(prepared, generations)
             return events
 
     def close(self) -> None:

@@ -72,7 +72,16 @@ class StateKey:
         return (self.zone, self.owner, self.rdtype)
 
 
-_FIELD_COUNT = {"zone": 2, "member": 2, "token": 2, "setting": 2, "rr": 6, "ttl": 5, "rrset": 5, "serial": 4}
+_FIELD_COUNT = {
+    "zone": 2,
+    "member": 2,
+    "token": 2,
+    "setting": 2,
+    "rr": 6,
+    "ttl": 5,
+    "rrset": 5,
+    "serial": 4,
+}
 
 
 def parse_key(text: str) -> StateKey:

@@ -41,8 +41,17 @@ class NodeProcess:
     @classmethod
     def init(cls, data_dir: Path, name: str = "n1") -> NodeProcess:
         result = peer53(
-            "init", "--data-dir", str(data_dir), "--name", name,
-            "--dns", "127.0.0.1:0", "--api", "127.0.0.1:0", "--peer", "127.0.0.1:0",
+            "init",
+            "--data-dir",
+            str(data_dir),
+            "--name",
+            name,
+            "--dns",
+            "127.0.0.1:0",
+            "--api",
+            "127.0.0.1:0",
+            "--peer",
+            "127.0.0.1:0",
         )
         return cls(data_dir, result.stdout.strip().splitlines()[-1])
 
@@ -52,12 +61,15 @@ class NodeProcess:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [str(BIN / "peer53"), "run", "--data-dir", str(self.data_dir)],
-                stdout=log, stderr=log,
+                stdout=log,
+                stderr=log,
             )
         deadline = time.monotonic() + START_DEADLINE
         while not listen.exists():
             if self.proc.poll() is not None:
-                raise RuntimeError(f"node exited with {self.proc.returncode}:\n{self.log.read_text()}")
+                raise RuntimeError(
+                    f"node exited with {self.proc.returncode}:\n{self.log.read_text()}"
+                )
             if time.monotonic() > deadline:
                 raise TimeoutError(f"node did not start:\n{self.log.read_text()}")
             time.sleep(0.02)

@@ -44,14 +44,18 @@ def test_zone_lifecycle_and_dns_follow(node: NodeProcess) -> None:
         assert created.status_code == 201, created.text
         assert created.json()["name"] == "life.test."
         assert c.post("/api/v1/zones", json={"name": "life.test."}).status_code == 409
-        put = c.put("/api/v1/zones/life.test/rrsets/www/A", json={"ttl": 60, "records": ["192.0.2.7"]})
+        put = c.put(
+            "/api/v1/zones/life.test/rrsets/www/A", json={"ttl": 60, "records": ["192.0.2.7"]}
+        )
         assert put.status_code == 201, put.text
         answer = node.query(dns.message.make_query("WWW.life.test.", "A"))
         assert answer.rcode() == dns.rcode.NOERROR
         assert [rr.to_text() for rr in answer.answer[0]] == ["192.0.2.7"]
         assert answer.answer[0].name.to_text() == "WWW.life.test."
         listed = c.get("/api/v1/zones/life.test/rrsets", params={"type": "A"}).json()["rrsets"]
-        assert listed == [{"name": "www.life.test.", "type": "A", "ttl": 60, "records": ["192.0.2.7"]}]
+        assert listed == [
+            {"name": "www.life.test.", "type": "A", "ttl": 60, "records": ["192.0.2.7"]}
+        ]
         assert c.delete("/api/v1/zones/life.test/rrsets/www/A").status_code == 204
         gone = node.query(dns.message.make_query("www.life.test.", "A"))
         assert gone.rcode() == dns.rcode.NXDOMAIN
@@ -88,15 +92,50 @@ BAD_BODIES = [
     ("post", "/api/v1/zones", b"{not json", "invalid_json"),
     ("post", "/api/v1/zones", b'{"name": "x.test", "colour": 1}', "unknown_field"),
     ("post", "/api/v1/zones", b'{"name": "bad..name"}', "invalid_name"),
-    ("put", "/api/v1/zones/bad.test/rrsets/www/A", b'{"ttl": 60, "records": ["300.1.1.1"]}', "invalid_rdata"),
-    ("put", "/api/v1/zones/bad.test/rrsets/www/A", b'{"ttl": 60, "records": ["192.0.2.1"], "x": 1}', "unknown_field"),
-    ("put", "/api/v1/zones/bad.test/rrsets/www/A", b'{"ttl": "60", "records": ["192.0.2.1"]}', "invalid_type"),
-    ("put", "/api/v1/zones/bad.test/rrsets/a.b..c/A", b'{"ttl": 60, "records": ["192.0.2.1"]}', "invalid_name"),
-    ("put", "/api/v1/zones/bad.test/rrsets/other.test./A", b'{"ttl": 60, "records": ["192.0.2.1"]}', "out_of_zone"),
-    ("put", "/api/v1/zones/bad.test/rrsets/alias/A", b'{"ttl": 60, "records": ["192.0.2.1"]}', "cname_conflict"),
+    (
+        "put",
+        "/api/v1/zones/bad.test/rrsets/www/A",
+        b'{"ttl": 60, "records": ["300.1.1.1"]}',
+        "invalid_rdata",
+    ),
+    (
+        "put",
+        "/api/v1/zones/bad.test/rrsets/www/A",
+        b'{"ttl": 60, "records": ["192.0.2.1"], "x": 1}',
+        "unknown_field",
+    ),
+    (
+        "put",
+        "/api/v1/zones/bad.test/rrsets/www/A",
+        b'{"ttl": "60", "records": ["192.0.2.1"]}',
+        "invalid_type",
+    ),
+    (
+        "put",
+        "/api/v1/zones/bad.test/rrsets/a.b..c/A",
+        b'{"ttl": 60, "records": ["192.0.2.1"]}',
+        "invalid_name",
+    ),
+    (
+        "put",
+        "/api/v1/zones/bad.test/rrsets/other.test./A",
+        b'{"ttl": 60, "records": ["192.0.2.1"]}',
+        "out_of_zone",
+    ),
+    (
+        "put",
+        "/api/v1/zones/bad.test/rrsets/alias/A",
+        b'{"ttl": 60, "records": ["192.0.2.1"]}',
+        "cname_conflict",
+    ),
     ("delete", "/api/v1/zones/bad.test/rrsets/@/NS", b"", "missing_ns"),
     ("put", "/api/v1/zones/bad.test", b"$INCLUDE /etc/passwd\n", "zonefile_error"),
-    ("put", "/api/v1/zones/bad.test", b"@ 3600 IN SOA ns1 h 1 1 1 1 1\n@ NS ns1\nx A nope\n", "zonefile_error"),
+    (
+        "put",
+        "/api/v1/zones/bad.test",
+        b"@ 3600 IN SOA ns1 h 1 1 1 1 1\n@ NS ns1\nx A nope\n",
+        "zonefile_error",
+    ),
 ]
 
 
@@ -120,7 +159,9 @@ def test_bad_input_is_a_4xx_and_changes_nothing(
 def test_zone_file_errors_name_the_line(node: NodeProcess) -> None:
     text = "$TTL 60\n@ IN SOA ns1 h 1 1 1 1 1\n@ NS ns1\nns1 A 192.0.2.1\nbad A 1.2.3\n"
     with node.client() as c:
-        response = c.put("/api/v1/zones/lines.test", content=text, headers={"Content-Type": "text/dns"})
+        response = c.put(
+            "/api/v1/zones/lines.test", content=text, headers={"Content-Type": "text/dns"}
+        )
         assert response.status_code == 400
         error = response.json()["error"]
         assert error["line"] == 5, error
@@ -130,7 +171,15 @@ def test_zone_file_errors_name_the_line(node: NodeProcess) -> None:
 def test_cluster_status_lists_itself(node: NodeProcess) -> None:
     with node.client() as c:
         doc = c.get("/api/v1/cluster").json()
-    assert set(doc) >= {"cluster", "node", "members", "clock", "merkle_root", "conflicts", "invites"}
+    assert set(doc) >= {
+        "cluster",
+        "node",
+        "members",
+        "clock",
+        "merkle_root",
+        "conflicts",
+        "invites",
+    }
     assert len(doc["merkle_root"]) == 64
     [member] = doc["members"]
     assert member["id"] == doc["node"]["id"]
@@ -142,7 +191,9 @@ def test_cluster_status_lists_itself(node: NodeProcess) -> None:
 def test_dns_answers_for_imported_zone_types(node: NodeProcess) -> None:
     with node.client() as c:
         text = (EXAMPLES / "example.net.zone").read_text()
-        response = c.put("/api/v1/zones/example.net", content=text, headers={"Content-Type": "text/dns"})
+        response = c.put(
+            "/api/v1/zones/example.net", content=text, headers={"Content-Type": "text/dns"}
+        )
         assert response.status_code in (200, 201), response.text
     answer = node.query(dns.message.make_query("host-7.example.net.", "A"), tcp=True)
     assert [rr.to_text() for rr in answer.answer[0]] == ["198.51.100.7"]

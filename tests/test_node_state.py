@@ -74,14 +74,18 @@ def test_zone_delete_and_recreate_leaves_no_old_records(data_dir: Path) -> None:
     again = NodeState.open(data_dir)
     zone = again.replica.zones.get(ORIGIN)
     assert zone is not None and zone.get(www.name, dns.rdatatype.A) is None
-    assert not any(" 0 " in key for key, _ in again.replica.registers.items() if key.startswith("rr "))
+    assert not any(
+        " 0 " in key for key, _ in again.replica.registers.items() if key.startswith("rr ")
+    )
     again.close()
 
 
 def test_replace_keeps_file_serial_then_raises_it(data_dir: Path) -> None:
     state = NodeState.open(data_dir)
     records = [
-        dns.rrset.from_text("example.com.", 3600, "IN", "SOA", "ns1.example.com. h.example.com. 42 1 1 1 1"),
+        dns.rrset.from_text(
+            "example.com.", 3600, "IN", "SOA", "ns1.example.com. h.example.com. 42 1 1 1 1"
+        ),
         dns.rrset.from_text("example.com.", 3600, "IN", "NS", "ns1.example.com."),
     ]
     state.write_now("zone.import", state.editor.replace_zone(ORIGIN, records, 42))

@@ -23,12 +23,11 @@ from node.api.errors import ApiError, bad_request, not_found
 from node.api.http_server import Peer53Quart
 from node.service import NodeState
 from node.status import cluster_status
-from node.zones.edits import DEFAULT_ZONE_TTL, ZoneExists, ZoneNotFound
+from node.zones.edits import DEFAULT_ZONE_TTL, RRsetNotFound, Writes, ZoneExists, ZoneNotFound
 from node.zones.index import Zone
 from node.zones.validate import (
     ValidationError,
     check_zone_change,
-    check_zone_rrsets,
     parse_owner,
     parse_rdtype,
     parse_rrset,
@@ -46,16 +45,17 @@ def _json(doc: Any, status: int = 200) -> Response:
     return response
 
 
+async def _body() -> bytes:
+    data = await request.get_data(as_text=False)
+    return data if isinstance(data, bytes) else data.encode()
+
+
 def _zone_name(text: str) -> dns.name.Name:
     try:
         name = dns.name.from_text(text)
     except dns.exception.DNSException as exc:
         raise bad_request("invalid_name", f"zone name {text!r}: {exc}", field="name") from None
     return name.canonicalize()
-
-
-def _validation(exc: ValidationError) -> ApiError:
-    return bad_request(exc.code, exc.message, field=exc.field)
 
 
 def _rrset_doc(rrset: dns.rrset.RRset) -> dict[str, Any]:
@@ -109,12 +109,33 @@ def create_app(state: NodeState) -> Peer53Quart:
     def served_zone(text: str) -> Zone:
         zone = replica.zones.get(_zone_name(text))
         if zone is None:
-            raise not_found(f"zone {text} is not served here")
+            raise ZoneNotFound(text)
         return zone
 
     @app.errorhandler(ApiError)
     async def api_error(exc: ApiError) -> Response:
         return _json(exc.body(), exc.status)
+
+    @app.errorhandler(ValidationError)
+    async def validation_error(exc: ValidationError) -> Response:
+        return _json(bad_request(exc.code, exc.message, field=exc.field).body(), 400)
+
+    @app.errorhandler(ZoneFileError)
+    async def zone_file_error(exc: ZoneFileError) -> Response:
+        error = bad_request("zonefile_error", exc.reason, line=exc.line)
+        return _json(error.body(), 400)
+
+    @app.errorhandler(ZoneNotFound)
+    async def zone_not_found(exc: ZoneNotFound) -> Response:
+        return _json(not_found(f"zone {exc} is not served here").body(), 404)
+
+    @app.errorhandler(RRsetNotFound)
+    async def rrset_not_found(exc: RRsetNotFound) -> Response:
+        return _json(not_found(str(exc)).body(), 404)
+
+    @app.errorhandler(ZoneExists)
+    async def zone_exists(exc: ZoneExists) -> Response:
+        return _json(ApiError(409, "zone_exists", f"zone {exc} already exists").body(), 409)
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Response:
@@ -138,9 +159,7 @@ def create_app(state: NodeState) -> Peer53Quart:
 
     @app.post("/api/v1/zones")
     async def create_zone() -> Response:
-        body = parse_json_object(
-            await request.get_data(), {"name": str}, {"ns": list, "ttl": int}
-        )
+        body = parse_json_object(await _body(), {"name": str}, {"ns": list, "ttl": int})
         origin = _zone_name(body["name"])
         caller().require("editor", name_text(origin))
         ttl = body.get("ttl", DEFAULT_ZONE_TTL)
@@ -152,11 +171,7 @@ def create_app(state: NodeState) -> Peer53Quart:
         except ValidationError as exc:
             raise bad_request("invalid_name", f"ns: {exc.message}", field="ns") from None
         serial = int(time.strftime("%Y%m%d00", time.gmtime()))
-        try:
-            writes = editor.create_zone(origin, ns, ttl, serial)
-        except ZoneExists:
-            raise ApiError(409, "zone_exists", f"zone {origin} already exists") from None
-        await state.write("zone.create", writes)
+        await state.write("zone.create", lambda: editor.create_zone(origin, ns, ttl, serial))
         return _json(_zone_doc(served_zone(origin.to_text())), 201)
 
     @app.get("/api/v1/zones/<zone>")
@@ -173,33 +188,27 @@ def create_app(state: NodeState) -> Peer53Quart:
         caller().require("editor", name_text(origin))
         if request.mimetype != ZONE_FILE_TYPE:
             raise ApiError(
-                415, "unsupported_media_type", f"send the zone file as Content-Type {ZONE_FILE_TYPE}"
+                415,
+                "unsupported_media_type",
+                f"send the zone file as Content-Type {ZONE_FILE_TYPE}",
             )
-        raw = await request.get_data()
         try:
-            text = raw.decode("utf-8")
+            text = (await _body()).decode("utf-8")
         except UnicodeDecodeError:
             raise bad_request("zonefile_error", "zone file is not UTF-8 text") from None
-
-        def parse() -> list[dns.rrset.RRset]:
-            rrsets = parse_zone_text(text, origin)
-            check_zone_rrsets(origin, rrsets)
-            return rrsets
-
-        try:
-            rrsets = await trio.to_thread.run_sync(parse)
-        except ZoneFileError as exc:
-            raise bad_request("zonefile_error", str(exc), line=exc.line) from None
-        except ValidationError as exc:
-            raise _validation(exc) from None
+        rrsets = await trio.to_thread.run_sync(parse_zone_text, text, origin)
         soa = next(r for r in rrsets if r.rdtype == dns.rdatatype.SOA)
         existed = replica.zones.get(origin) is not None
-        writes = editor.replace_zone(origin, rrsets, soa[0].serial)
-        events = await state.write("zone.import", writes)
-        served = served_zone(origin.to_text())
+        events = await state.write(
+            "zone.import", lambda: editor.replace_zone(origin, rrsets, soa[0].serial)
+        )
         imported = {"rrsets": len(rrsets), "records": sum(len(r) for r in rrsets)}
         return _json(
-            {"zone": _zone_doc(served), "imported": imported, "events": len(events)},
+            {
+                "zone": _zone_doc(served_zone(origin.to_text())),
+                "imported": imported,
+                "events": len(events),
+            },
             200 if existed else 201,
         )
 
@@ -207,11 +216,7 @@ def create_app(state: NodeState) -> Peer53Quart:
     async def delete_zone(zone: str) -> Response:
         origin = _zone_name(zone)
         caller().require("editor", name_text(origin))
-        try:
-            writes = editor.delete_zone(origin)
-        except ZoneNotFound:
-            raise not_found(f"zone {zone} is not served here") from None
-        await state.write("zone.delete", writes)
+        await state.write("zone.delete", lambda: editor.delete_zone(origin))
         return Response("", status=204)
 
     @app.get("/api/v1/zones/<zone>/rrsets")
@@ -220,11 +225,8 @@ def create_app(state: NodeState) -> Peer53Quart:
         served = served_zone(zone)
         name_filter = request.args.get("name")
         type_filter = request.args.get("type")
-        try:
-            owner = None if name_filter is None else parse_owner(served.origin, name_filter)
-            rdtype = None if type_filter is None else parse_rdtype(type_filter)
-        except ValidationError as exc:
-            raise _validation(exc) from None
+        owner = None if name_filter is None else parse_owner(served.origin, name_filter)
+        rdtype = None if type_filter is None else parse_rdtype(type_filter)
         rrsets = [
             _rrset_doc(r)
             for r in served.rrsets()
@@ -232,50 +234,46 @@ def create_app(state: NodeState) -> Peer53Quart:
         ]
         return _json({"rrsets": rrsets})
 
-    def rrset_target(zone: Zone, name: str, type_text: str) -> tuple[dns.name.Name, dns.rdatatype.RdataType]:
-        try:
-            return parse_owner(zone.origin, name), parse_rdtype(type_text)
-        except ValidationError as exc:
-            raise _validation(exc) from None
-
     @app.get("/api/v1/zones/<zone>/rrsets/<name>/<rtype>")
     async def get_rrset(zone: str, name: str, rtype: str) -> Response:
         caller().require("reader")
         served = served_zone(zone)
-        owner, rdtype = rrset_target(served, name, rtype)
+        owner, rdtype = parse_owner(served.origin, name), parse_rdtype(rtype)
         rrset = served.get(owner, rdtype)
         if rrset is None:
-            raise not_found(f"no {rtype.upper()} RRset at {owner}")
+            raise RRsetNotFound(f"no {rtype.upper()} RRset at {owner}")
         return _json(_rrset_doc(rrset))
 
     @app.put("/api/v1/zones/<zone>/rrsets/<name>/<rtype>")
     async def put_rrset(zone: str, name: str, rtype: str) -> Response:
-        served = served_zone(zone)
-        caller().require("editor", name_text(served.origin))
-        body = parse_json_object(await request.get_data(), {"ttl": int, "records": list}, {})
-        try:
-            rrset = parse_rrset(served.origin, name, rtype, body["ttl"], body["records"])
+        origin = served_zone(zone).origin
+        caller().require("editor", name_text(origin))
+        body = parse_json_object(await _body(), {"ttl": int, "records": list}, {})
+        rrset = parse_rrset(origin, name, rtype, body["ttl"], body["records"])
+        existed = False
+
+        def writes() -> Writes:
+            nonlocal existed
+            served = served_zone(zone)
+            existed = served.get(rrset.name, rrset.rdtype) is not None
             check_zone_change(served, {(rrset.name, rrset.rdtype): rrset})
-        except ValidationError as exc:
-            raise _validation(exc) from None
-        existed = served.get(rrset.name, rrset.rdtype) is not None
-        await state.write("rrset.put", editor.put_rrset(served.origin, rrset))
+            return editor.put_rrset(origin, rrset)
+
+        await state.write("rrset.put", writes)
         stored = served_zone(zone).get(rrset.name, rrset.rdtype)
         assert stored is not None
         return _json(_rrset_doc(stored), 200 if existed else 201)
 
     @app.delete("/api/v1/zones/<zone>/rrsets/<name>/<rtype>")
     async def delete_rrset(zone: str, name: str, rtype: str) -> Response:
-        served = served_zone(zone)
-        caller().require("editor", name_text(served.origin))
-        owner, rdtype = rrset_target(served, name, rtype)
-        try:
-            check_zone_change(served, {(owner, rdtype): None})
-            writes = editor.delete_rrset(served.origin, owner, rdtype)
-        except ValidationError as exc:
-            raise _validation(exc) from None
-        except LookupError:
-            raise not_found(f"no {rtype.upper()} RRset at {owner}") from None
+        origin = served_zone(zone).origin
+        caller().require("editor", name_text(origin))
+        owner, rdtype = parse_owner(origin, name), parse_rdtype(rtype)
+
+        def writes() -> Writes:
+            check_zone_change(served_zone(zone), {(owner, rdtype): None})
+            return editor.delete_rrset(origin, owner, rdtype)
+
         await state.write("rrset.delete", writes)
         return Response("", status=204)
 

@@ -8,7 +8,9 @@ from typing import Any
 from node.api.errors import bad_request
 
 
-def parse_json_object(raw: bytes, required: dict[str, type], optional: dict[str, type]) -> dict[str, Any]:
+def parse_json_object(
+    raw: bytes, required: dict[str, type], optional: dict[str, type]
+) -> dict[str, Any]:
     try:
         doc = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -26,9 +28,9 @@ def parse_json_object(raw: bytes, required: dict[str, type], optional: dict[str,
         expected = known[name]
         if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
             raise bad_request("invalid_type", f"{name} must be an integer", field=name)
-        if expected is list:
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise bad_request("invalid_type", f"{name} must be a list of strings", field=name)
+        strings = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        if expected is list and not strings:
+            raise bad_request("invalid_type", f"{name} must be a list of strings", field=name)
         if expected is str and not isinstance(value, str):
             raise bad_request("invalid_type", f"{name} must be a string", field=name)
     return doc

@@ -61,7 +61,7 @@ class Database:
 
     def set_meta(self, values: Mapping[str, str]) -> None:
         with self.db.atomic():
-            self.db["meta"].upsert_all(
+            self.db.table("meta").upsert_all(
                 ({"key": k, "value": v} for k, v in values.items()), pk="key"
             )
 
@@ -94,7 +94,7 @@ class Database:
     ) -> None:
         """Append events and write their state changes in one durable transaction."""
         with self.db.atomic():
-            self.db["events"].insert_all(
+            self.db.table("events").insert_all(
                 (
                     {
                         "origin": e.body.origin,
@@ -107,7 +107,7 @@ class Database:
                 ),
                 batch_size=1000,
             )
-            self.db["state"].upsert_all(
+            self.db.table("state").upsert_all(
                 (
                     {
                         "key": key,

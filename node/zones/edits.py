@@ -55,6 +55,10 @@ class ZoneExists(ValueError):
     pass
 
 
+class RRsetNotFound(LookupError):
+    pass
+
+
 @dataclass(frozen=True)
 class ZoneEditor:
     registers: Registers
@@ -70,7 +74,9 @@ class ZoneEditor:
     def _serial_bump(self, zone: str, gen: int) -> Writes:
         key = serial_key(zone, gen, self.node_id)
         current = self.registers.value(key)
-        base, count = (0, 0) if not isinstance(current, dict) else (current["base"], current["count"])
+        base, count = (
+            (0, 0) if not isinstance(current, dict) else (current["base"], current["count"])
+        )
         return {key: {"base": base, "count": count + 1}}
 
     def _rrset_writes(self, zone: str, gen: int, rrset: dns.rrset.RRset) -> Writes:
@@ -113,7 +119,9 @@ class ZoneEditor:
         )
         writes: Writes = {zone_key(zone): {"gen": gen, "live": True, "ttl": ttl}}
         writes.update(self._rrset_writes(zone, gen, dns.rrset.from_rdata_list(origin, ttl, [soa])))
-        ns_rdata = [dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.NS, h.to_text()) for h in hosts]
+        ns_rdata = [
+            dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.NS, h.to_text()) for h in hosts
+        ]
         writes.update(
             self._rrset_writes(zone, gen, dns.rrset.from_rdata_list(origin, ttl, ns_rdata))
         )
@@ -170,6 +178,6 @@ class ZoneEditor:
         gen = self._live_gen(zone)
         writes = self._tombstones(zone, name_text(name), type_text(rdtype))
         if not writes:
-            raise LookupError(f"no {type_text(rdtype)} RRset at {name}")
+            raise RRsetNotFound(f"no {type_text(rdtype)} RRset at {name}")
         writes.update(self._serial_bump(zone, gen))
         return writes

@@ -19,7 +19,7 @@ registers (see docs/protocol.md), and replaces the serial field of the stored SO
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import dns.name
@@ -31,6 +31,7 @@ import dns.rrset
 
 from node.registers import Register, Registers
 from node.zones.index import Zone, ZoneTable
+from protocol.canonical import JSONValue
 from protocol.statekeys import StateKey, StateKeyError, parse_key
 
 SERIAL_MODULUS = 1 << 32
@@ -49,91 +50,151 @@ def zone_serial(serials: Iterable[Mapping[str, int]]) -> int:
 
 
 @dataclass
-class _ZoneKeys:
+class ZoneKeys:
     """The register keys of one zone's current generation, indexed for rebuilding."""
 
     gen: int
     live: bool
     ttl: int
-    by_owner: dict[str, set[str]] = field(default_factory=dict)
+    by_owner: dict[str, dict[str, StateKey]] = field(default_factory=dict)
     serials: set[str] = field(default_factory=set)
+
+    def index(self, key: str, parsed: StateKey) -> None:
+        if parsed.kind == "serial":
+            self.serials.add(key)
+        else:
+            self.by_owner.setdefault(parsed.owner, {})[key] = parsed
+
+    def all_keys(self) -> Iterator[str]:
+        for owner in self.by_owner.values():
+            yield from owner
+        yield from self.serials
+
+
+ValueOf = Callable[[str], JSONValue]
+
+
+@dataclass(frozen=True)
+class Generations:
+    """Zones that start a new generation in a batch, built off the trio thread.
+
+    A new generation's registers all arrive in the batch that starts it, so its zone can
+    be built from the batch alone while DNS keeps answering from the old one.
+    """
+
+    keys: dict[str, ZoneKeys]
+    zones: dict[str, Zone | None]
 
 
 class Materialiser:
     def __init__(self, registers: Registers, table: ZoneTable) -> None:
         self.registers = registers
         self.table = table
-        self._zones: dict[str, _ZoneKeys] = {}
+        self._zones: dict[str, ZoneKeys] = {}
 
-    def zone_generation(self, zone: str) -> _ZoneKeys | None:
+    def zone_generation(self, zone: str) -> ZoneKeys | None:
         return self._zones.get(zone)
 
     def serial(self, zone: str) -> int:
-        keys = self._zones[zone]
-        return zone_serial(self._serial_values(keys))
+        return zone_serial(self._serial_values(self._zones[zone], self.registers.value))
 
-    def _serial_values(self, keys: _ZoneKeys) -> list[Mapping[str, int]]:
-        values = (self.registers.value(k) for k in keys.serials)
+    @staticmethod
+    def _serial_values(keys: ZoneKeys, value_of: ValueOf) -> list[Mapping[str, int]]:
+        values = (value_of(k) for k in keys.serials)
         return [v for v in values if isinstance(v, dict)]
 
     def owner_keys(self, zone: str, owner: str) -> set[str]:
         keys = self._zones.get(zone)
         return set() if keys is None else set(keys.by_owner.get(owner, ()))
 
-    def dead_keys(self, changes: Mapping[str, Register]) -> set[str]:
-        """Keys that a change of zone generation kills, in the registers or in ``changes``."""
-        gens: dict[str, int] = {z: k.gen for z, k in self._zones.items()}
+    def _new_generations(self, changes: Mapping[str, Register]) -> dict[str, ZoneKeys]:
+        fresh: dict[str, ZoneKeys] = {}
         for key, reg in changes.items():
             if key.startswith("zone ") and isinstance(reg.value, dict):
-                gens[key[5:]] = reg.value["gen"]
+                zone, gen = key[5:], reg.value["gen"]
+                current = self._zones.get(zone)
+                if current is None or current.gen != gen:
+                    fresh[zone] = ZoneKeys(gen, bool(reg.value["live"]), reg.value["ttl"])
+        return fresh
+
+    def dead_keys(self, changes: Mapping[str, Register]) -> set[str]:
+        """Keys that a change of zone generation kills, in the registers or in ``changes``."""
+        fresh = self._new_generations(changes)
         dead: set[str] = set()
         for key in changes:
             parsed = _zone_record_key(key)
-            if parsed is not None and parsed.gen < gens.get(parsed.zone, 0):
+            if parsed is None:
+                continue
+            keys = fresh.get(parsed.zone) or self._zones.get(parsed.zone)
+            if keys is None or parsed.gen < keys.gen:
                 dead.add(key)
-        for zone, keys in self._zones.items():
-            if gens[zone] != keys.gen:
-                dead.update(k for owner in keys.by_owner.values() for k in owner)
-                dead.update(keys.serials)
+        for zone in fresh:
+            old = self._zones.get(zone)
+            if old is not None:
+                dead.update(old.all_keys())
         return dead
+
+    def build_generations(self, changes: Mapping[str, Register]) -> Generations:
+        """Build the zones that ``changes`` start anew; reads nothing but ``changes``."""
+        fresh = self._new_generations(changes)
+        for key in changes:
+            parsed = _zone_record_key(key)
+            if parsed is not None and parsed.zone in fresh and parsed.gen == fresh[parsed.zone].gen:
+                fresh[parsed.zone].index(key, parsed)
+
+        def value_of(key: str) -> JSONValue:
+            return changes[key].value
+
+        zones: dict[str, Zone | None] = {}
+        for zone_text, keys in fresh.items():
+            zone = Zone(dns.name.from_text(zone_text)) if keys.live else None
+            if zone is not None:
+                for owner in keys.by_owner:
+                    self._refresh_owner(zone, keys, owner, value_of)
+                self._refresh_apex(zone, keys, value_of)
+            zones[zone_text] = zone
+        return Generations(fresh, zones)
 
     def rebuild(self) -> None:
         """Build every zone from the registers (at start-up)."""
         self._zones.clear()
         for zone in list(self.table):
             self.table.drop(zone.origin)
-        self.apply({key: reg for key, reg in self.registers.items()})
+        changes = dict(self.registers.items())
+        self.apply(changes, self.build_generations(changes))
 
-    def apply(self, changes: Mapping[str, Register]) -> None:
+    def apply(self, changes: Mapping[str, Register], generations: Generations) -> None:
         """Update the zone table after ``changes`` were committed to the registers."""
+        for zone_text, keys in generations.keys.items():
+            self._zones[zone_text] = keys
+            self._install(zone_text, generations.zones[zone_text])
         dirty: dict[str, set[str]] = {}
         for key, reg in changes.items():
-            if key.startswith("zone ") and isinstance(reg.value, dict):
-                zone = key[5:]
-                gen, live, ttl = reg.value["gen"], bool(reg.value["live"]), reg.value["ttl"]
-                keys = self._zones.get(zone)
-                if keys is None or keys.gen != gen:
-                    self._zones[zone] = _ZoneKeys(gen, live, ttl)
-                    self.table.drop(dns.name.from_text(zone))
-                else:
-                    keys.live, keys.ttl = live, ttl
-                dirty[zone] = set(self._zones[zone].by_owner)
+            if key.startswith("zone ") and key[5:] not in generations.keys:
+                keys = self._zones[key[5:]]
+                assert isinstance(reg.value, dict)
+                keys.live, keys.ttl = bool(reg.value["live"]), reg.value["ttl"]
+                dirty[key[5:]] = set(keys.by_owner)
         for key in changes:
             parsed = _zone_record_key(key)
-            if parsed is None:
+            if parsed is None or parsed.zone in generations.keys:
                 continue
-            keys = self._zones.get(parsed.zone)
-            if keys is None or parsed.gen != keys.gen:
+            current = self._zones.get(parsed.zone)
+            if current is None or parsed.gen != current.gen:
                 continue
-            if parsed.kind == "serial":
-                keys.serials.add(key)
-            else:
-                keys.by_owner.setdefault(parsed.owner, set()).add(key)
+            current.index(key, parsed)
             dirty.setdefault(parsed.zone, set()).add(parsed.owner)
-        for zone, owners in dirty.items():
-            self._refresh_zone(zone, owners)
+        for zone_text, owners in dirty.items():
+            self._refresh(zone_text, owners)
 
-    def _refresh_zone(self, zone_text: str, owners: set[str]) -> None:
+    def _install(self, zone_text: str, zone: Zone | None) -> None:
+        origin = dns.name.from_text(zone_text)
+        if zone is None or zone.get(origin, dns.rdatatype.SOA) is None:
+            self.table.drop(origin)
+        else:
+            self.table.add(zone)
+
+    def _refresh(self, zone_text: str, owners: set[str]) -> None:
         keys = self._zones[zone_text]
         origin = dns.name.from_text(zone_text)
         zone = self.table.get(origin)
@@ -143,28 +204,26 @@ class Materialiser:
         if zone is None:
             zone = Zone(origin)
             owners = set(keys.by_owner)
+        value_of = self.registers.value
         for owner in owners:
-            self._refresh_owner(zone, keys, owner)
-        self._refresh_apex(zone, keys)
-        if zone.get(origin, dns.rdatatype.SOA) is None:
-            self.table.drop(origin)
-        else:
-            self.table.add(zone)
+            self._refresh_owner(zone, keys, owner, value_of)
+        self._refresh_apex(zone, keys, value_of)
+        self._install(zone_text, zone)
 
-    def rrsets_at(self, keys: _ZoneKeys, owner: str) -> dict[dns.rdatatype.RdataType, dns.rrset.RRset]:
+    @staticmethod
+    def rrsets_at(
+        keys: ZoneKeys, owner: str, name: dns.name.Name, value_of: ValueOf
+    ) -> dict[dns.rdatatype.RdataType, dns.rrset.RRset]:
         """The stored RRsets at one owner, before normalisation."""
-        name = dns.name.from_text(owner)
         rdatas: dict[str, list[str]] = {}
         ttls: dict[str, int] = {}
-        for key in keys.by_owner.get(owner, ()):
-            value = self.registers.value(key)
+        for key, parsed in keys.by_owner.get(owner, {}).items():
+            value = value_of(key)
             if not isinstance(value, dict):
                 continue
-            parsed = parse_key(key)
             if parsed.kind == "ttl":
                 ttls[parsed.rdtype] = value["ttl"]
-                continue
-            if parsed.kind == "rrset":
+            elif parsed.kind == "rrset":
                 ttls[parsed.rdtype] = value["ttl"]
                 rdatas.setdefault(parsed.rdtype, []).extend(value["rdata"])
             else:
@@ -172,17 +231,16 @@ class Materialiser:
         result: dict[dns.rdatatype.RdataType, dns.rrset.RRset] = {}
         for type_text, texts in rdatas.items():
             rdtype = dns.rdatatype.from_text(type_text)
-            rrset = dns.rrset.RRset(name, dns.rdataclass.IN, rdtype)
-            ttl = ttls.get(type_text, keys.ttl)
-            parsed = [dns.rdata.from_text(dns.rdataclass.IN, rdtype, text) for text in texts]
-            for rdata in sorted(parsed):  # canonical order: equal data, equal bytes everywhere
-                rrset.add(rdata, ttl)
-            result[rdtype] = rrset
+            rdata_list = [dns.rdata.from_text(dns.rdataclass.IN, rdtype, t) for t in texts]
+            # Canonical order: equal data gives equal bytes on every node.
+            result[rdtype] = dns.rrset.from_rdata_list(
+                name, ttls.get(type_text, keys.ttl), sorted(rdata_list)
+            )
         return result
 
-    def _refresh_owner(self, zone: Zone, keys: _ZoneKeys, owner: str) -> None:
+    def _refresh_owner(self, zone: Zone, keys: ZoneKeys, owner: str, value_of: ValueOf) -> None:
         name = dns.name.from_text(owner)
-        stored = self.rrsets_at(keys, owner)
+        stored = self.rrsets_at(keys, owner, name, value_of)
         if dns.rdatatype.CNAME in stored and set(stored) - _NOT_BESIDE_CNAME_EXEMPT:
             del stored[dns.rdatatype.CNAME]
         for rdtype in list((zone.node(name) or {}).keys()):
@@ -191,17 +249,16 @@ class Materialiser:
         for rrset in stored.values():
             zone.put(rrset)
 
-    def _refresh_apex(self, zone: Zone, keys: _ZoneKeys) -> None:
+    def _refresh_apex(self, zone: Zone, keys: ZoneKeys, value_of: ValueOf) -> None:
         origin = zone.origin
-        apex = self.rrsets_at(keys, origin.to_text())
-        soa = apex.get(dns.rdatatype.SOA)
+        soa = zone.get(origin, dns.rdatatype.SOA)
         if soa is None:
             return
         first = soa[0]
         assert isinstance(first, dns.rdtypes.ANY.SOA.SOA)
-        served = first.replace(serial=zone_serial(self._serial_values(keys)))
+        served = first.replace(serial=zone_serial(self._serial_values(keys, value_of)))
         zone.put(dns.rrset.from_rdata_list(origin, soa.ttl, [served]))
-        if dns.rdatatype.NS not in apex:
+        if zone.get(origin, dns.rdatatype.NS) is None:
             ns = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.NS, first.mname.to_text())
             zone.put(dns.rrset.from_rdata_list(origin, soa.ttl, [ns]))
 
