@@ -2,8 +2,9 @@
 section by section. Every difference must belong to a named class in ``ALLOWED``, each of
 which is a documented, RFC-motivated choice (docs/dns-behaviour.md).
 
-The peer53 side is a plain ``Ask`` callable, so the same comparison can later be pointed at
-a running node instead of calling ``respond`` in process.
+Both sides are real processes on loopback: knotd loads the zone files, and a peer53 node
+gets the same files through its HTTP API, so the comparison covers import, the index, the
+answer code and the listeners together.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from node.dns.query import AnswerConfig, ServerIdentity, respond
+from tests.nodeproc import NodeProcess
 from tests.zonefiles import ZONE_FILES, edge_zones
 
 pytestmark = pytest.mark.interop
@@ -47,11 +48,6 @@ STARTUP_DEADLINE = 20.0
 IDENTITY = "peer53-test"
 VERSION = "test-version"
 NSID = b"peer53-nsid"
-CONFIG = AnswerConfig(
-    udp_payload=1232,
-    nsid=NSID,
-    identity=ServerIdentity(id_server=IDENTITY, hostname_bind=IDENTITY, version_bind=VERSION),
-)
 
 KNOT_CONF = """\
 server:
@@ -201,13 +197,27 @@ def _wait_until_serving(process: subprocess.Popen[bytes], ask: Ask, log: Path) -
 
 
 @pytest.fixture(scope="module")
-def peer53() -> Ask:
-    zones = edge_zones()
-
-    def ask(wire: bytes, tcp: bool) -> bytes | None:
-        return respond(wire, zones, CONFIG, tcp=tcp)
-
-    return ask
+def peer53(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ask]:
+    """A real node process, configured like Knot, with the zones imported through the API."""
+    node = NodeProcess.init(tmp_path_factory.mktemp("peer53") / "data")
+    with (node.data_dir / "peer53.toml").open("a") as config:
+        config.write(
+            f'\n[dns]\nid_server = "{IDENTITY}"\nhostname_bind = "{IDENTITY}"\n'
+            f'version_bind = "{VERSION}"\nnsid = "{NSID.decode()}"\nudp_payload = 1232\n'
+        )
+    node.start()
+    try:
+        with node.client() as client:
+            for origin, path in ZONE_FILES.items():
+                response = client.put(
+                    f"/api/v1/zones/{origin}",
+                    content=path.read_text(),
+                    headers={"Content-Type": "text/dns"},
+                )
+                assert response.status_code == 201, response.text
+        yield ask_over_sockets(node.dns_port)
+    finally:
+        assert node.stop() == 0, node.log.read_text()
 
 
 # --- the queries ---
