@@ -104,8 +104,12 @@ def format_lag(lag: Any) -> str:
 
 
 def count_of(value: Any) -> str:
-    """Conflicts and invites are shown as how many there are, whatever their detail."""
-    return str(len(value)) if isinstance(value, list | dict) else cell(value)
+    """A list counts its items; an object of counters (conflicts) adds them up."""
+    if isinstance(value, list):
+        return str(len(value))
+    if isinstance(value, dict):
+        return str(sum(v for v in value.values() if isinstance(v, int)))
+    return cell(value)
 
 
 def render_status(body: Any) -> str:

@@ -8,11 +8,8 @@ import socket
 import sys
 from pathlib import Path
 
-import trio
-
 from node.bootstrap import AlreadyInitialised, initialise
 from node.config import ConfigError, ListenConfig, NodeConfig, load_config
-from node.runtime import run_node
 from node.service import DataDirError, NodeState
 
 log = logging.getLogger("peer53")
@@ -59,9 +56,20 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Imported here: the HTTP stack takes most of a second to load, and init does not need it.
+    import trio
+
+    from node.runtime import first_leaf, run_node
+
     config = load_config(args.data_dir).with_listen(dns=args.dns, api=args.api, peer=args.peer)
     state = NodeState.open(args.data_dir, config)
-    trio.run(run_node, state)
+    try:
+        trio.run(run_node, state)
+    except BaseExceptionGroup as group:
+        error = first_leaf(group, OSError)
+        if error is None:
+            raise
+        raise error from None
     return 0
 
 

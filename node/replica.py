@@ -17,7 +17,7 @@ from node.store.database import Database
 from node.zones.index import ZoneTable
 from node.zones.materialise import Generations, Materialiser
 from protocol.events import EventError, SignedEvent
-from protocol.statekeys import member_key
+from protocol.statekeys import StateKeyError, check_write, member_key
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,11 @@ class Replica:
             if body.cluster != self.cluster_id:
                 raise EventError("event for another cluster")
             self._check_origin(event)
+            for key, value in body.writes.items():
+                try:
+                    check_write(key, value)
+                except StateKeyError as exc:
+                    raise EventError(str(exc)) from None
             want = expected.get(body.origin, 0) + 1
             if body.seq != want:
                 raise EventError(f"event seq {body.seq} from {body.origin[:12]}, expected {want}")

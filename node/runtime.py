@@ -26,6 +26,21 @@ from node.service import NodeState
 
 log = logging.getLogger("peer53")
 LISTEN_FILE = "listen.json"
+
+
+class ListenError(OSError):
+    """A listener could not bind; the message names the address."""
+
+
+def first_leaf(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first exception of ``kind`` in a (possibly nested) exception group."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = first_leaf(inner, kind)
+            if found is not None:
+                return found
+        return None
+    return exc if isinstance(exc, kind) else None
 DNS_BIND_ATTEMPTS = 20
 
 
@@ -46,14 +61,17 @@ def answer_config(state: NodeState) -> AnswerConfig:
 async def bind_dns(address: Address) -> tuple[socket.socket, list[trio.SocketListener], int]:
     """UDP and TCP on one port; with port 0, retry until both get the same free port."""
     for _ in range(DNS_BIND_ATTEMPTS):
-        udp = bind_udp(address)
+        try:
+            udp = bind_udp(address)
+        except OSError as exc:
+            raise ListenError(f"cannot listen for DNS on {address}: {exc.strerror}") from None
         port = int(udp.getsockname()[1])
         try:
             listeners = await trio.open_tcp_listeners(port, host=address.host)
-        except OSError:
+        except OSError as exc:
             udp.close()
             if address.port != 0:
-                raise
+                raise ListenError(f"cannot listen for DNS on {address}: {exc.strerror}") from None
             continue
         return udp, listeners, port
     raise OSError(f"could not bind UDP and TCP to one free port on {address.host}")
@@ -96,9 +114,15 @@ async def run_node(state: NodeState) -> None:
             dns_nursery.start_soon(serve_udp, udp, responder, stats)
             dns_nursery.start_soon(trio.serve_listeners, tcp.handle, tcp_listeners)
             api = addresses["api"]
-            api_host, api_port = await nursery.start(
-                partial(serve_http, create_app(state), api.host, api.port, shutdown=stop)
-            )
+            try:
+                api_host, api_port = await nursery.start(
+                    partial(serve_http, create_app(state), api.host, api.port, shutdown=stop)
+                )
+            except BaseExceptionGroup as group:
+                error = first_leaf(group, OSError)
+                if not isinstance(error, OSError):
+                    raise
+                raise ListenError(f"cannot listen for the API on {api}: {error.strerror}") from None
             bound = {
                 "dns": str(Address(addresses["dns"].host, dns_port)),
                 "api": str(Address(api_host, api_port)),
@@ -108,5 +132,6 @@ async def run_node(state: NodeState) -> None:
             await stop.wait()
             dns_nursery.cancel_scope.cancel()
         udp.close()
+    (state.data_dir / LISTEN_FILE).unlink(missing_ok=True)
     state.close()
     log.info("stopped")

@@ -36,9 +36,13 @@ def _check(value: JSONValue, path: str) -> None:
 
 def canonical_json(value: JSONValue) -> bytes:
     _check(value, "$")
-    return json.dumps(
+    text = json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    )
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CanonicalError("strings must be valid Unicode (no lone surrogates)") from None
 
 
 def parse_canonical(data: bytes) -> JSONValue:

@@ -24,7 +24,10 @@ Kinds:
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import dns.name
 import dns.rdata
@@ -131,3 +134,85 @@ def token_key(token_id: str) -> str:
 
 def setting_key(name: str) -> str:
     return f"setting {name}"
+
+
+_NAME = re.compile(r"(?:[^ .]+\.)+|\.")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_TYPE = re.compile(r"[A-Z][A-Z0-9-]*")
+_DIGEST = re.compile(r"[0-9a-f]{32}")
+
+
+def _is_int(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _shape(value: object, fields: dict[str, Check]) -> bool:
+    return (
+        isinstance(value, dict)
+        and set(value) == set(fields)
+        and all(check(value[name]) for name, check in fields.items())
+    )
+
+
+_TTL = partial(_is_int, low=0, high=2**31 - 1)
+_COUNT = partial(_is_int, low=0, high=2**63 - 1)
+_SERIAL = partial(_is_int, low=0, high=2**32 - 1)
+
+
+def _text(value: object) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def _texts(value: object) -> bool:
+    return isinstance(value, list) and bool(value) and all(_text(v) for v in value)
+
+
+Check = Callable[[object], bool]
+_ZONE: dict[str, Check] = {"gen": _COUNT, "live": lambda v: isinstance(v, bool), "ttl": _TTL}
+_VALUE_SHAPES: dict[str, list[dict[str, Check]]] = {
+    "zone": [_ZONE, {**_ZONE, "serial": _SERIAL}],
+    "rr": [{"rdata": _text}],
+    "ttl": [{"ttl": _TTL}],
+    "rrset": [{"ttl": _TTL, "rdata": _texts}],
+    "serial": [{"base": _SERIAL, "count": _COUNT}],
+    "member": [
+        {
+            "name": lambda v: isinstance(v, str),
+            "peer": lambda v: isinstance(v, str),
+            "status": lambda v: v in ("active", "left", "removed"),
+        }
+    ],
+    "setting": [{"value": lambda v: True}],
+    "token": [
+        {
+            "name": lambda v: isinstance(v, str),
+            "role": lambda v: v in ("admin", "editor", "reader"),
+            "zones": lambda v: v is None or (isinstance(v, list) and all(_text(z) for z in v)),
+            "hash": lambda v: isinstance(v, str) and bool(_HEX64.fullmatch(v)),
+        },
+        {"revoked": lambda v: v is True},
+    ],
+}
+_NULLABLE = frozenset({"rr", "ttl", "rrset"})
+
+
+def check_write(key: str, value: object) -> None:
+    """Refuse a write whose key or value is not of a known shape, before it is applied.
+
+    Names are checked by form only (absolute presentation text without spaces); the zone
+    code that reads them still treats a name or rdata it cannot parse as absent.
+    """
+    parsed = parse_key(key)
+    names = [parsed.zone] if parsed.kind in ("zone", "rr", "ttl", "rrset", "serial") else []
+    if parsed.owner:
+        names.append(parsed.owner)
+    if not all(_NAME.fullmatch(n) for n in names):
+        raise StateKeyError(f"bad name in state key {key!r}")
+    if parsed.rdtype and not _TYPE.fullmatch(parsed.rdtype):
+        raise StateKeyError(f"bad type in state key {key!r}")
+    if parsed.kind == "rr" and not _DIGEST.fullmatch(parsed.extra):
+        raise StateKeyError(f"bad digest in state key {key!r}")
+    if value is None and parsed.kind in _NULLABLE:
+        return
+    if not any(_shape(value, shape) for shape in _VALUE_SHAPES[parsed.kind]):
+        raise StateKeyError(f"value of {key!r} does not have the shape of a {parsed.kind}")

@@ -71,3 +71,28 @@ def test_signing_for_another_origin_is_refused() -> None:
 def test_garbage_is_an_event_error(wire: bytes) -> None:
     with pytest.raises(EventError):
         decode_event(wire)
+
+
+def test_origin_with_trailing_newline_is_refused() -> None:
+    key = nacl.signing.SigningKey.generate()
+    body = _body(key).to_json()
+    body["origin"] = body["origin"] + "\n"
+    body_bytes = canonical_json(body)
+    wire = key.sign(b"peer53-event-v1\x00" + body_bytes).signature + body_bytes
+    with pytest.raises(EventError, match="origin"):
+        decode_event(wire)
+
+
+def test_lone_surrogate_is_an_event_error() -> None:
+    with pytest.raises(EventError):
+        decode_event(b"x" * 64 + b'{"a":"\\ud800"}')
+
+
+def test_boolean_group_index_is_refused() -> None:
+    key = nacl.signing.SigningKey.generate()
+    body = _body(key).to_json()
+    body["group"] = {"id": "g", "index": True, "size": 1}
+    body_bytes = canonical_json(body)
+    wire = key.sign(b"peer53-event-v1\x00" + body_bytes).signature + body_bytes
+    with pytest.raises(EventError, match="group"):
+        decode_event(wire)

@@ -97,3 +97,16 @@ def test_replace_keeps_file_serial_then_raises_it(data_dir: Path) -> None:
     assert zone is not None
     assert zone.get(ORIGIN, dns.rdatatype.SOA)[0].serial == 43  # type: ignore[index]
     state.close()
+
+
+def test_serial_never_goes_back_across_delete_and_create(data_dir: Path) -> None:
+    state = NodeState.open(data_dir)
+    _create(state)
+    www = dns.rrset.from_text("www.example.com.", 300, "IN", "A", "192.0.2.1")
+    state.write_now("rrset.put", state.editor.put_rrset(ORIGIN, www))
+    state.write_now("zone.delete", state.editor.delete_zone(ORIGIN))
+    _create(state)  # asks for 2026010100 again; 2026010101 was served before the delete
+    zone = state.replica.zones.get(ORIGIN)
+    assert zone is not None
+    assert zone.get(ORIGIN, dns.rdatatype.SOA)[0].serial == 2026010102  # type: ignore[index]
+    state.close()

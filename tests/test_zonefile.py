@@ -190,6 +190,7 @@ BAD_INPUT = [
     pytest.param("www A 192.0.2.999\n", 1, "192.0.2.999", id="bad-rdata"),
     pytest.param("a A 192.0.2.1\nwww A 192.0.2.1 extra\n", 2, "extra", id="trailing-word"),
     pytest.param("www A\n", 1, "expecting an identifier", id="missing-rdata"),
+    pytest.param("www A ; no address\n", 1, "expecting an identifier", id="missing-rdata-2"),
     pytest.param("www FOO 1\n", 1, "unknown rdatatype 'FOO'", id="unknown-type"),
     pytest.param("www 9999999999999 A 192.0.2.1\n", 1, "neither a TTL", id="ttl-too-big"),
     pytest.param("www -5 A 192.0.2.1\n", 1, "'-5'", id="negative-ttl"),
@@ -208,6 +209,7 @@ BAD_INPUT = [
     pytest.param("$UNICODE 2008\n", 1, "'$UNICODE' is not allowed", id="unicode"),
     pytest.param("$FOO bar\n", 1, "'$FOO' is not allowed", id="unknown-directive"),
     pytest.param("sub SOA ns1 h 1 2 3 4 5\n", 1, "only at the zone apex", id="soa-not-apex"),
+    pytest.param("sub SOA ( ns1 h\n 1 2 3 4 5 )\n", 1, "only at the zone apex", id="soa-2-lines"),
     pytest.param("@ SOA ns1 other 2 2 3 4 5\n", 1, "only one SOA", id="second-soa"),
     pytest.param("a A 192.0.2.1\nw CNAME a\nw CNAME b\n", 3, "only one CNAME", id="2-cnames"),
     pytest.param("x DNAME a.\nx DNAME b.\n", 2, "only one DNAME", id="two-dnames"),
@@ -287,54 +289,20 @@ def test_record_limit_stops_a_runaway_generate() -> None:
     assert "more than 50 records" in raised.value.reason
 
 
+# Words and separators that exercise the reader's states.
+# fmt: off
+ZONE_WORDS = [
+    "www", "@", "A", "TXT", "MX", "10", "IN", "CH", "(", ")", ";", '"', "\\", "\\#", "4",
+    "0a000001", "192.0.2.1", "$TTL", "$ORIGIN", "$GENERATE", "1-3", "$", "CNAME", "DNAME",
+    "SOA", "NS", "x.y.", "..", "é", "TYPE65280", "ANY", "1h", "-1",
+    "\t", " ", "\n", "\r\n", "\r",
+]
+# fmt: on
+TOKENIZER_PIECES = [*'a1 \t\n\r"();\\$.é\x0b\xa0', "\r\n", "\\065"]
+
+
 @settings(max_examples=300, deadline=None)
-@given(
-    st.lists(
-        st.sampled_from(
-            [
-                "www",
-                "@",
-                "A",
-                "TXT",
-                "MX",
-                "10",
-                "IN",
-                "CH",
-                "(",
-                ")",
-                ";",
-                '"',
-                "\\",
-                "\\#",
-                "4",
-                "0a000001",
-                "192.0.2.1",
-                "$TTL",
-                "$ORIGIN",
-                "$GENERATE",
-                "1-3",
-                "$",
-                "CNAME",
-                "DNAME",
-                "SOA",
-                "NS",
-                "x.y.",
-                "..",
-                "é",
-                "\t",
-                " ",
-                "\n",
-                "\r\n",
-                "\r",
-                "TYPE65280",
-                "ANY",
-                "1h",
-                "-1",
-            ]
-        ),
-        max_size=12,
-    )
-)
+@given(st.lists(st.sampled_from(ZONE_WORDS), max_size=12))
 def test_any_input_parses_or_raises_zone_file_error(words: list[str]) -> None:
     text = HEAD + " ".join(words) + "\n"
     try:
@@ -365,31 +333,7 @@ def _tokens(tokenizer: dns.tokenizer.Tokenizer, flags: list[tuple[bool, bool]]) 
 
 @settings(max_examples=500, deadline=None)
 @given(
-    st.lists(
-        st.sampled_from(
-            [
-                "a",
-                "1",
-                " ",
-                "\t",
-                "\n",
-                "\r",
-                "\r\n",
-                '"',
-                "(",
-                ")",
-                ";",
-                "\\",
-                "$",
-                ".",
-                "é",
-                "\x0b",
-                "\xa0",
-                "\\065",
-            ]
-        ),
-        max_size=40,
-    ).map("".join),
+    st.lists(st.sampled_from(TOKENIZER_PIECES), max_size=40).map("".join),
     st.lists(st.tuples(st.booleans(), st.booleans()), min_size=60, max_size=60),
 )
 def test_fast_path_yields_dnspythons_tokens(text: str, flags: list[tuple[bool, bool]]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import dns.exception
 import dns.name
 import dns.rdatatype
 import dns.rrset
@@ -159,9 +160,10 @@ def create_app(state: NodeState) -> Peer53Quart:
 
     @app.post("/api/v1/zones")
     async def create_zone() -> Response:
+        who = caller()
         body = parse_json_object(await _body(), {"name": str}, {"ns": list, "ttl": int})
         origin = _zone_name(body["name"])
-        caller().require("editor", name_text(origin))
+        who.require("editor", name_text(origin))
         ttl = body.get("ttl", DEFAULT_ZONE_TTL)
         if not 0 <= ttl <= 2**31 - 1:
             raise bad_request("invalid_ttl", "ttl must be 0..2147483647", field="ttl")
@@ -184,8 +186,9 @@ def create_app(state: NodeState) -> Peer53Quart:
 
     @app.put("/api/v1/zones/<zone>")
     async def import_zone(zone: str) -> Response:
+        who = caller()
         origin = _zone_name(zone)
-        caller().require("editor", name_text(origin))
+        who.require("editor", name_text(origin))
         if request.mimetype != ZONE_FILE_TYPE:
             raise ApiError(
                 415,
@@ -214,8 +217,9 @@ def create_app(state: NodeState) -> Peer53Quart:
 
     @app.delete("/api/v1/zones/<zone>")
     async def delete_zone(zone: str) -> Response:
+        who = caller()
         origin = _zone_name(zone)
-        caller().require("editor", name_text(origin))
+        who.require("editor", name_text(origin))
         await state.write("zone.delete", lambda: editor.delete_zone(origin))
         return Response("", status=204)
 
@@ -246,8 +250,9 @@ def create_app(state: NodeState) -> Peer53Quart:
 
     @app.put("/api/v1/zones/<zone>/rrsets/<name>/<rtype>")
     async def put_rrset(zone: str, name: str, rtype: str) -> Response:
-        origin = served_zone(zone).origin
-        caller().require("editor", name_text(origin))
+        who = caller()
+        origin = _zone_name(zone)
+        who.require("editor", name_text(origin))
         body = parse_json_object(await _body(), {"ttl": int, "records": list}, {})
         rrset = parse_rrset(origin, name, rtype, body["ttl"], body["records"])
         existed = False
@@ -260,14 +265,13 @@ def create_app(state: NodeState) -> Peer53Quart:
             return editor.put_rrset(origin, rrset)
 
         await state.write("rrset.put", writes)
-        stored = served_zone(zone).get(rrset.name, rrset.rdtype)
-        assert stored is not None
-        return _json(_rrset_doc(stored), 200 if existed else 201)
+        return _json(_rrset_doc(rrset), 200 if existed else 201)
 
     @app.delete("/api/v1/zones/<zone>/rrsets/<name>/<rtype>")
     async def delete_rrset(zone: str, name: str, rtype: str) -> Response:
-        origin = served_zone(zone).origin
-        caller().require("editor", name_text(origin))
+        who = caller()
+        origin = _zone_name(zone)
+        who.require("editor", name_text(origin))
         owner, rdtype = parse_owner(origin, name), parse_rdtype(rtype)
 
         def writes() -> Writes:

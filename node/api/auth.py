@@ -33,9 +33,10 @@ class Caller:
 
 def authenticate(registers: Registers, header: str | None) -> Caller:
     unauthorised = ApiError(401, "unauthorized", "missing or invalid bearer token")
-    if header is None or not header.startswith("Bearer "):
+    scheme, _, text = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer":  # RFC 9110 §11.1: the scheme is case-insensitive
         raise unauthorised
-    text = header[len("Bearer ") :].strip()
+    text = text.strip()
     tid = token_id(text)
     if tid is None:
         raise unauthorised

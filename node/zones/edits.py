@@ -101,6 +101,32 @@ class ZoneEditor:
                 writes[key] = None
         return writes
 
+    def _previous_serial(self, zone: str) -> int | None:
+        keys = self.materialiser.zone_generation(zone)
+        if keys is None:
+            return None
+        return self.materialiser.serial(zone) if keys.live else keys.last_serial
+
+    def _new_generation(self, zone: str, gen: int, ttl: int, wanted_serial: int) -> Writes:
+        """The zone register and this node's serial register for a generation's start.
+
+        Serials never go backwards, even across a delete and re-create: secondaries compare
+        serials (RFC 1982) and would ignore a zone whose serial fell.
+        """
+        serial = wanted_serial
+        previous = self._previous_serial(zone)
+        if previous is not None:
+            following = (previous + 1) % SERIAL_MODULUS
+            if dns.serial.Serial(following, 32) > dns.serial.Serial(wanted_serial, 32):
+                serial = following
+        return {
+            zone_key(zone): {"gen": gen, "live": True, "ttl": ttl},
+            serial_key(zone, gen, self.node_id): {
+                "base": (serial - 1) % SERIAL_MODULUS,
+                "count": 1,
+            },
+        }
+
     def create_zone(
         self, origin: dns.name.Name, ns: Iterable[dns.name.Name], ttl: int, initial_serial: int
     ) -> Writes:
@@ -117,26 +143,29 @@ class ZoneEditor:
             f"{hosts[0]} hostmaster.{zone} 0 {defaults.refresh} {defaults.retry} "
             f"{defaults.expire} {defaults.minimum}",
         )
-        writes: Writes = {zone_key(zone): {"gen": gen, "live": True, "ttl": ttl}}
-        writes.update(self._rrset_writes(zone, gen, dns.rrset.from_rdata_list(origin, ttl, [soa])))
         ns_rdata = [
             dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.NS, h.to_text()) for h in hosts
         ]
-        writes.update(
-            self._rrset_writes(zone, gen, dns.rrset.from_rdata_list(origin, ttl, ns_rdata))
-        )
-        writes[serial_key(zone, gen, self.node_id)] = {
-            "base": (initial_serial - 1) % SERIAL_MODULUS,
-            "count": 1,
-        }
+        writes = self._new_generation(zone, gen, ttl, initial_serial)
+        for rdatas in ([soa], ns_rdata):
+            rrset = dns.rrset.from_rdata_list(origin, ttl, rdatas)
+            writes.update(self._rrset_writes(zone, gen, rrset))
         return writes
 
     def delete_zone(self, origin: dns.name.Name) -> Writes:
+        """A new, empty generation marked not live; it remembers the serial last served."""
         zone = name_text(origin)
         gen = self._live_gen(zone)
-        ttl = self.materialiser.zone_generation(zone)
-        assert ttl is not None
-        return {zone_key(zone): {"gen": gen + 1, "live": False, "ttl": ttl.ttl}}
+        keys = self.materialiser.zone_generation(zone)
+        assert keys is not None
+        return {
+            zone_key(zone): {
+                "gen": gen + 1,
+                "live": False,
+                "ttl": keys.ttl,
+                "serial": self.materialiser.serial(zone),
+            }
+        }
 
     def replace_zone(
         self, origin: dns.name.Name, rrsets: Iterable[dns.rrset.RRset], file_serial: int
@@ -144,23 +173,11 @@ class ZoneEditor:
         """A new generation holding exactly ``rrsets``; serial = the file's, unless lower."""
         zone = name_text(origin)
         keys = self.materialiser.zone_generation(zone)
-        target = file_serial
-        if keys is None:
-            gen = 0
-        else:
-            gen = keys.gen + 1
-            if keys.live:
-                following = (self.materialiser.serial(zone) + 1) % SERIAL_MODULUS
-                if dns.serial.Serial(following, 32) > dns.serial.Serial(file_serial, 32):
-                    target = following
-        ttl = keys.ttl if keys is not None else DEFAULT_ZONE_TTL
-        writes: Writes = {zone_key(zone): {"gen": gen, "live": True, "ttl": ttl}}
+        gen = 0 if keys is None else keys.gen + 1
+        ttl = DEFAULT_ZONE_TTL if keys is None else keys.ttl
+        writes = self._new_generation(zone, gen, ttl, file_serial)
         for rrset in rrsets:
             writes.update(self._rrset_writes(zone, gen, rrset))
-        writes[serial_key(zone, gen, self.node_id)] = {
-            "base": (target - 1) % SERIAL_MODULUS,
-            "count": 1,
-        }
         return writes
 
     def put_rrset(self, origin: dns.name.Name, rrset: dns.rrset.RRset) -> Writes:

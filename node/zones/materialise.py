@@ -19,9 +19,11 @@ registers (see docs/protocol.md), and replaces the serial field of the stored SO
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+import dns.exception
 import dns.name
 import dns.rdata
 import dns.rdataclass
@@ -35,9 +37,8 @@ from protocol.canonical import JSONValue
 from protocol.statekeys import StateKey, StateKeyError, parse_key
 
 SERIAL_MODULUS = 1 << 32
-_NOT_BESIDE_CNAME_EXEMPT = frozenset(
-    {dns.rdatatype.CNAME, dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3}
-)
+log = logging.getLogger("peer53.zones")
+_NOT_BESIDE_CNAME_EXEMPT = frozenset({dns.rdatatype.CNAME, dns.rdatatype.RRSIG, dns.rdatatype.NSEC})
 
 
 def zone_serial(serials: Iterable[Mapping[str, int]]) -> int:
@@ -56,6 +57,7 @@ class ZoneKeys:
     gen: int
     live: bool
     ttl: int
+    last_serial: int | None = None  # the serial served before the zone was deleted
     by_owner: dict[str, dict[str, StateKey]] = field(default_factory=dict)
     serials: set[str] = field(default_factory=set)
 
@@ -114,7 +116,10 @@ class Materialiser:
                 zone, gen = key[5:], reg.value["gen"]
                 current = self._zones.get(zone)
                 if current is None or current.gen != gen:
-                    fresh[zone] = ZoneKeys(gen, bool(reg.value["live"]), reg.value["ttl"])
+                    value = reg.value
+                    fresh[zone] = ZoneKeys(
+                        gen, bool(value["live"]), value["ttl"], value.get("serial")
+                    )
         return fresh
 
     def dead_keys(self, changes: Mapping[str, Register]) -> set[str]:
@@ -174,6 +179,7 @@ class Materialiser:
                 keys = self._zones[key[5:]]
                 assert isinstance(reg.value, dict)
                 keys.live, keys.ttl = bool(reg.value["live"]), reg.value["ttl"]
+                keys.last_serial = reg.value.get("serial")
                 dirty[key[5:]] = set(keys.by_owner)
         for key in changes:
             parsed = _zone_record_key(key)
@@ -231,7 +237,9 @@ class Materialiser:
         result: dict[dns.rdatatype.RdataType, dns.rrset.RRset] = {}
         for type_text, texts in rdatas.items():
             rdtype = dns.rdatatype.from_text(type_text)
-            rdata_list = [dns.rdata.from_text(dns.rdataclass.IN, rdtype, t) for t in texts]
+            rdata_list = [rd for rd in (_rdata(rdtype, t) for t in texts) if rd is not None]
+            if not rdata_list:
+                continue
             # Canonical order: equal data gives equal bytes on every node.
             result[rdtype] = dns.rrset.from_rdata_list(
                 name, ttls.get(type_text, keys.ttl), sorted(rdata_list)
@@ -239,7 +247,13 @@ class Materialiser:
         return result
 
     def _refresh_owner(self, zone: Zone, keys: ZoneKeys, owner: str, value_of: ValueOf) -> None:
-        name = dns.name.from_text(owner)
+        try:
+            name = dns.name.from_text(owner)
+        except dns.exception.DNSException:
+            log.warning("not serving records at %r: not a domain name", owner)
+            return
+        if not name.is_subdomain(zone.origin):
+            return
         stored = self.rrsets_at(keys, owner, name, value_of)
         if dns.rdatatype.CNAME in stored and set(stored) - _NOT_BESIDE_CNAME_EXEMPT:
             del stored[dns.rdatatype.CNAME]
@@ -261,6 +275,15 @@ class Materialiser:
         if zone.get(origin, dns.rdatatype.NS) is None:
             ns = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.NS, first.mname.to_text())
             zone.put(dns.rrset.from_rdata_list(origin, soa.ttl, [ns]))
+
+
+def _rdata(rdtype: dns.rdatatype.RdataType, text: str) -> dns.rdata.Rdata | None:
+    """Parse stored rdata; a value that does not parse is not served (and is logged)."""
+    try:
+        return dns.rdata.from_text(dns.rdataclass.IN, rdtype, text)
+    except dns.exception.DNSException as exc:
+        log.warning("not serving %s rdata %r: %s", dns.rdatatype.to_text(rdtype), text, exc)
+        return None
 
 
 def _zone_record_key(key: str) -> StateKey | None:

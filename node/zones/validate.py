@@ -107,7 +107,7 @@ def parse_owner(zone_origin: dns.name.Name, name: str) -> dns.name.Name:
     except dns.exception.DNSException as e:
         raise ValidationError("invalid_name", "name", f"{name!r} is not a domain name: {e}") from e
     _check_owner(zone_origin, owner)
-    return owner
+    return owner.canonicalize()
 
 
 def parse_rdtype(text: str) -> dns.rdatatype.RdataType:
