@@ -16,7 +16,7 @@ from node.registers import Plan, Register, Registers
 from node.store.database import Database
 from node.zones.index import ZoneTable
 from node.zones.materialise import Generations, Materialiser
-from protocol.events import EventError, SignedEvent
+from protocol.events import EventError, SignedEvent, verify_signature
 from protocol.statekeys import StateKeyError, check_write, member_key
 
 
@@ -62,10 +62,12 @@ class Replica:
     def prepare(self, events: Sequence[SignedEvent]) -> Prepared:
         """Check events in order; raise EventError for the first one that must be refused."""
         expected = dict(self.vv)
+        _check_groups(events)
         for event in events:
             body = event.body
             if body.cluster != self.cluster_id:
                 raise EventError("event for another cluster")
+            verify_signature(event)
             self._check_origin(event)
             for key, value in body.writes.items():
                 try:
@@ -98,3 +100,22 @@ class Replica:
         """All three steps at once, for callers outside trio (init, tests)."""
         prepared = self.prepare(events)
         return self.finish(prepared, self.commit(prepared))
+
+
+def _check_groups(events: Sequence[SignedEvent]) -> None:
+    """A group applies all-or-nothing: it must be in the batch whole, in order, unbroken."""
+    index = 0
+    while index < len(events):
+        group = events[index].body.group
+        if group is None:
+            index += 1
+            continue
+        members = events[index : index + group.size]
+        positions = [
+            (e.body.group.id, e.body.group.index) if e.body.group else None for e in members
+        ]
+        if positions != [(group.id, i) for i in range(1, group.size + 1)]:
+            raise EventError(f"event group {group.id} is incomplete or out of order")
+        if any(e.body.group is not None and e.body.group.size != group.size for e in members):
+            raise EventError(f"event group {group.id} has inconsistent sizes")
+        index += group.size

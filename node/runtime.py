@@ -41,6 +41,8 @@ def first_leaf(exc: BaseException, kind: type[BaseException]) -> BaseException |
                 return found
         return None
     return exc if isinstance(exc, kind) else None
+
+
 DNS_BIND_ATTEMPTS = 20
 
 

@@ -151,11 +151,16 @@ def decode_event(wire: bytes) -> SignedEvent:
         doc = parse_canonical(body_bytes)
     except CanonicalError as exc:
         raise EventError(f"event body: {exc}") from None
-    body = _parse_body(doc)
+    event = SignedEvent(_parse_body(doc), body_bytes, signature)
+    verify_signature(event)
+    return event
+
+
+def verify_signature(event: SignedEvent) -> None:
+    """Check the signature over the exact body bytes against the origin's key."""
     try:
-        nacl.signing.VerifyKey(bytes.fromhex(body.origin)).verify(
-            EVENT_DOMAIN + body_bytes, signature
+        nacl.signing.VerifyKey(bytes.fromhex(event.body.origin)).verify(
+            EVENT_DOMAIN + event.body_bytes, event.signature
         )
     except (nacl.exceptions.BadSignatureError, ValueError):
         raise EventError("bad event signature") from None
-    return SignedEvent(body, body_bytes, signature)

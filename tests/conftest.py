@@ -5,11 +5,16 @@ import pytest
 
 from tests.nodeproc import NodeProcess
 
+SHARED_TCP_IDLE_TIMEOUT = 2
+
 
 @pytest.fixture(scope="session")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
     """One running node shared by the integration tests; tests use distinct zones."""
-    proc = NodeProcess.init(Path(tmp_path_factory.mktemp("shared-node")) / "data").start()
+    proc = NodeProcess.init(Path(tmp_path_factory.mktemp("shared-node")) / "data")
+    with (proc.data_dir / "peer53.toml").open("a") as config:
+        config.write(f"\n[dns]\ntcp_idle_timeout = {SHARED_TCP_IDLE_TIMEOUT}\n")
+    proc.start()
     try:
         yield proc
     finally:

@@ -94,32 +94,24 @@ class Database:
     ) -> None:
         """Append events and write their state changes in one durable transaction."""
         with self.db.atomic():
-            self.db.table("events").insert_all(
-                (
-                    {
-                        "origin": e.body.origin,
-                        "seq": e.body.seq,
-                        "id": e.id,
-                        "hlc": e.body.hlc,
-                        "wire": e.to_wire(),
-                    }
-                    for e in events
-                ),
-                batch_size=1000,
+            conn = self.db.conn
+            conn.executemany(
+                "INSERT INTO events (origin, seq, id, hlc, wire) VALUES (?, ?, ?, ?, ?)",
+                ((e.body.origin, e.body.seq, e.id, e.body.hlc, e.to_wire()) for e in events),
             )
-            self.db.table("state").upsert_all(
+            conn.executemany(
+                "INSERT OR REPLACE INTO state (key, value, hlc, origin, seq, event_id)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 (
-                    {
-                        "key": key,
-                        "value": None if r.value is None else canonical_json(r.value).decode(),
-                        "hlc": r.hlc,
-                        "origin": r.origin,
-                        "seq": r.seq,
-                        "event_id": r.event_id,
-                    }
+                    (
+                        key,
+                        None if r.value is None else canonical_json(r.value).decode(),
+                        r.hlc,
+                        r.origin,
+                        r.seq,
+                        r.event_id,
+                    )
                     for key, r in changes.items()
                 ),
-                pk="key",
-                batch_size=1000,
             )
-            self.db.conn.executemany("DELETE FROM state WHERE key = ?", ((k,) for k in dropped))
+            conn.executemany("DELETE FROM state WHERE key = ?", ((k,) for k in dropped))

@@ -82,6 +82,7 @@ class ZoneEditor:
     def _rrset_writes(self, zone: str, gen: int, rrset: dns.rrset.RRset) -> Writes:
         owner, rdtype = name_text(rrset.name), type_text(rrset.rdtype)
         texts = [rd.to_text() for rd in rrset]
+        self.materialiser.remember(rrset, texts)
         if rrset.rdtype in SINGLETON_TYPES:
             return {rrset_key(zone, gen, owner, rdtype): {"ttl": rrset.ttl, "rdata": texts}}
         writes: Writes = {

@@ -73,11 +73,12 @@ class Zone:
         self.version += 1
 
     def _up_to_origin(self, name: dns.name.Name) -> Iterator[dns.name.Name]:
-        # Counting labels avoids a name comparison per step, which dominates big loads.
+        # Counting labels instead of comparing names, and ending on the origin object
+        # itself (dict lookups short-cut on identity), keeps big loads fast.
         for _ in range(len(name) - len(self.origin)):
             yield name
             name = name.parent()
-        yield name
+        yield self.origin
 
     def names(self) -> list[dns.name.Name]:
         """Owner names with data, in DNSSEC canonical order (RFC 4034 §6.1)."""

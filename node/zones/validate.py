@@ -170,11 +170,14 @@ def add_record(
 ) -> None:
     """Add one record to an RRset being built, enforcing the rules one record can break.
 
-    dnspython silently keeps only the last record of a singleton type (CNAME, DNAME, SOA,
-    NSEC), which would hide a conflicting second record; here it is an error. Differing
-    TTLs within an RRset resolve to the lowest, as RFC 2181 §5.2 prescribes.
+    The owner and type are checked when the first record joins. dnspython silently keeps
+    only the last record of a singleton type (CNAME, DNAME, SOA, NSEC), which would hide a
+    conflicting second record; here it is an error. Differing TTLs within an RRset resolve
+    to the lowest, as RFC 2181 §5.2 prescribes.
     """
-    _check_record(zone_origin, rrset.name, rrset.rdtype, ttl)
+    if len(rrset) == 0:
+        _check_placement(zone_origin, rrset.name, rrset.rdtype)
+    _check_ttl(ttl, rrset.name, rrset.rdtype)
     if dns.rdatatype.is_singleton(rrset.rdtype) and len(rrset) > 0 and rdata not in rrset:
         type_text = dns.rdatatype.to_text(rrset.rdtype)
         raise ValidationError(
@@ -205,16 +208,19 @@ def check_zone_change(zone: Zone, changes: ZoneChange) -> None:
     Only the names the change touches, and the apex, are examined, so a one-RRset write
     costs the same in any zone (adding a DNAME also looks for data below it).
     """
-    _check_zone(zone, changes.items())
+    _check_zone(
+        zone,
+        ((owner, rdtype, rrset, _name_key(owner)) for (owner, rdtype), rrset in changes.items()),
+    )
 
 
 def check_zone_rrsets(origin: dns.name.Name, rrsets: Iterable[dns.rrset.RRset]) -> None:
     """The rules of `check_zone_change`, applied to a whole zone (after an import)."""
     seen: set[tuple[_NameKey, dns.rdatatype.RdataType]] = set()
-    changes: list[tuple[tuple[dns.name.Name, dns.rdatatype.RdataType], dns.rrset.RRset]] = []
+    changes: list[_Change] = []
     for rrset in rrsets:
-        key = (_name_key(rrset.name), rrset.rdtype)
-        if key in seen:
+        name_key = _name_key(rrset.name)
+        if (name_key, rrset.rdtype) in seen:
             raise ValidationError(
                 "duplicate_rrset",
                 "type",
@@ -222,31 +228,13 @@ def check_zone_rrsets(origin: dns.name.Name, rrsets: Iterable[dns.rrset.RRset]) 
                 owner=rrset.name,
                 rdtype=rrset.rdtype,
             )
-        seen.add(key)
-        changes.append(((rrset.name, rrset.rdtype), rrset))
+        seen.add((name_key, rrset.rdtype))
+        changes.append((rrset.name, rrset.rdtype, rrset, name_key))
     _check_zone(Zone(origin), changes)
 
 
-_ChangeItems = Iterable[
-    tuple[tuple[dns.name.Name, dns.rdatatype.RdataType], dns.rrset.RRset | None]
-]
-
-
-def _check_zone(zone: Zone, changes: _ChangeItems) -> None:
-    after = _ZoneAfterChange(zone)
-    for (owner, rdtype), rrset in changes:
-        present = rrset is not None and len(rrset) > 0
-        if rrset is not None and present:
-            _check_record(zone.origin, owner, rdtype, rrset.ttl)
-        else:
-            _check_owner(zone.origin, owner)
-        after.record(owner, rdtype, present)
-    for owner, types in after.changed_names():
-        _check_name(after, owner, types)
-    _check_apex(after)
-
-
 _NameKey = tuple[bytes, ...]
+_Change = tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rrset.RRset | None, _NameKey]
 
 
 def _name_key(name: dns.name.Name) -> _NameKey:
@@ -256,6 +244,21 @@ def _name_key(name: dns.name.Name) -> _NameKey:
     large import; lower-cased labels hash in C once.
     """
     return tuple(map(bytes.lower, name.labels))
+
+
+def _check_zone(zone: Zone, changes: Iterable[_Change]) -> None:
+    after = _ZoneAfterChange(zone)
+    for owner, rdtype, rrset, name_key in changes:
+        if rrset is not None and len(rrset) > 0:
+            _check_placement(zone.origin, owner, rdtype)
+            _check_ttl(rrset.ttl, owner, rdtype)
+            after.record(owner, rdtype, True, name_key)
+        else:  # a delete
+            _check_owner(zone.origin, owner)
+            after.record(owner, rdtype, False, name_key)
+    for owner, types in after.changed_names():
+        _check_name(after, owner, types)
+    _check_apex(after)
 
 
 class _ZoneAfterChange:
@@ -271,11 +274,16 @@ class _ZoneAfterChange:
         # can exist: in an empty zone (an import) that is when the change brings one.
         self.may_hold_dname = not self._zone_empty
 
-    def record(self, owner: dns.name.Name, rdtype: dns.rdatatype.RdataType, present: bool) -> None:
-        key = _name_key(owner)
-        entry = self._changed.get(key)
+    def record(
+        self,
+        owner: dns.name.Name,
+        rdtype: dns.rdatatype.RdataType,
+        present: bool,
+        name_key: _NameKey,
+    ) -> None:
+        entry = self._changed.get(name_key)
         if entry is None:
-            entry = self._changed[key] = (owner, {})
+            entry = self._changed[name_key] = (owner, {})
         entry[1][rdtype] = present
         self.may_hold_dname = self.may_hold_dname or (present and rdtype == dns.rdatatype.DNAME)
 
@@ -369,9 +377,10 @@ def _ancestors(owner: dns.name.Name, origin: dns.name.Name) -> Iterator[dns.name
         yield name
 
 
-def _check_record(
-    origin: dns.name.Name, owner: dns.name.Name, rdtype: dns.rdatatype.RdataType, ttl: int
+def _check_placement(
+    origin: dns.name.Name, owner: dns.name.Name, rdtype: dns.rdatatype.RdataType
 ) -> None:
+    """The rules an RRset's owner and type must keep, whatever its records."""
     _check_owner(origin, owner)
     _check_storable_type(rdtype, owner)
     if rdtype == dns.rdatatype.SOA and owner != origin:
@@ -382,7 +391,6 @@ def _check_record(
             owner=owner,
             rdtype=rdtype,
         )
-    _check_ttl(ttl, owner, rdtype)
 
 
 def _check_owner(origin: dns.name.Name, owner: dns.name.Name) -> None:

@@ -147,32 +147,43 @@ class _ZoneTokenizer(RecordTokenizer):
     def __init__(self, text: str) -> None:
         super().__init__(text, _FILENAME)
         self._plain: list[dns.tokenizer.Token] = []  # rest of a plain line, last first
-        self._plain_line = 0
         self._at_line_start = True
+        self._last: dns.tokenizer.Token | None = None
         self.token_line = 1
         """The line of the last token read: where a syntax error is."""
         self.record_line = 1
         """The line where the record or directive being read starts."""
-        self.token_text: str | None = None
-        """The last word or string read, to show next to an error; None at a line end."""
+
+    @property
+    def token_text(self) -> str | None:
+        """The last word or string read, to show next to an error."""
+        last = self._last
+        if last is None or last.ttype not in (
+            dns.tokenizer.IDENTIFIER,
+            dns.tokenizer.QUOTED_STRING,
+        ):
+            return None
+        value: str = last.value
+        return value
 
     def get(self, want_leading: bool = False, want_comment: bool = False) -> dns.tokenizer.Token:
-        plain = self._plain
+        # Called for every token: the plain-line case does no bookkeeping, which was done
+        # for the whole line when it was split.
         while True:
-            if self.ungotten_token is not None:
-                token = self.ungotten_token
+            token = self.ungotten_token
+            if token is not None:
                 self.ungotten_token = None
                 if (token.is_whitespace() and not want_leading) or (
                     token.is_comment() and not want_comment
                 ):
                     continue
                 return token  # read before, so the line bookkeeping already covers it
-            if plain:
-                token = plain.pop()
+            if self._plain:
+                token = self._plain.pop()
                 if token is _BLANK and not want_leading:
                     continue
-                line = self._plain_line
-                break
+                self._last = token
+                return token
             if (
                 self._at_line_start
                 and self.ungotten_char is None
@@ -180,23 +191,23 @@ class _ZoneTokenizer(RecordTokenizer):
                 and self._split_plain_line()
             ):
                 continue
-            line = self._cursor_line()
-            try:
-                token = super().get(want_leading, want_comment)
-            except dns.exception.DNSException:
-                self.token_line = line
-                self.token_text = None
-                raise
-            line = self._cursor_line() - token.is_eol()
-            break
-        ttype = token.ttype
-        at_line_end = ttype == dns.tokenizer.EOL or ttype == dns.tokenizer.EOF
+            return self._get_by_character(want_leading, want_comment)
+
+    def _get_by_character(self, want_leading: bool, want_comment: bool) -> dns.tokenizer.Token:
+        line = self._cursor_line()
+        try:
+            token = super().get(want_leading, want_comment)
+        except dns.exception.DNSException:
+            self.token_line = line
+            self._last = None
+            raise
+        line = self._cursor_line() - token.is_eol()
+        at_line_end = token.is_eol_or_eof()
         if self._at_line_start and not at_line_end:
             self.record_line = line
         self._at_line_start = at_line_end
         self.token_line = line
-        words = (dns.tokenizer.IDENTIFIER, dns.tokenizer.QUOTED_STRING)
-        self.token_text = token.value if ttype in words else None
+        self._last = token
         return token
 
     def _cursor_line(self) -> int:
@@ -209,17 +220,18 @@ class _ZoneTokenizer(RecordTokenizer):
         if not _PLAIN_LINE.fullmatch(text):
             self.file.seek(start)
             return False
-        self._plain_line = self.line_number
-        if text.endswith("\n"):
-            self.line_number += 1
-            end = dns.tokenizer.Token(dns.tokenizer.EOL, "\n")
-        else:
-            end = dns.tokenizer.Token(dns.tokenizer.EOF)
         tokens = [
             _BLANK if piece[0] in " \t" else dns.tokenizer.Token(dns.tokenizer.IDENTIFIER, piece)
             for piece in _PIECES.findall(text)
         ]
-        tokens.append(end)
+        self.token_line = self.line_number
+        if any(token is not _BLANK for token in tokens):
+            self.record_line = self.line_number
+        if text.endswith("\n"):
+            self.line_number += 1
+            tokens.append(dns.tokenizer.Token(dns.tokenizer.EOL, "\n"))
+        else:
+            tokens.append(dns.tokenizer.Token(dns.tokenizer.EOF))
         tokens.reverse()
         self._plain.extend(tokens)
         return True
@@ -248,7 +260,7 @@ class _RRsetSink(dns.transaction.Transaction):
         self._origin = origin
         self._tokenizer = tokenizer
         self._max_records = max_records
-        self._records_left = max_records
+        self._records = 0
         # Each RRset with the line of its first record. Lines are only looked up when
         # an error is reported, so they are not indexed by name: every dnspython Name
         # lookup hashes the whole name again.
@@ -260,22 +272,27 @@ class _RRsetSink(dns.transaction.Transaction):
         name, ttl, rdata = args
         assert isinstance(name, dns.name.Name) and isinstance(rdata, dns.rdata.Rdata)
         line = self._tokenizer.record_line
-        self._records_left -= 1
-        if self._records_left < 0:
+        self._records += 1
+        if self._records > self._max_records:
             raise ZoneFileError(line, f"the zone file holds more than {self._max_records} records")
         # Keyed by type alone, as a Zone is: RRSIGs covering different types at one name
         # cannot be stored, and are refused here at the line of the second one.
         key = (name, rdata.rdtype)
         entry = self._rrsets.get(key)
-        if entry is None:
-            rrset = dns.rrset.RRset(name.canonicalize(), dns.rdataclass.IN, rdata.rdtype)
-            self._rrsets[key] = (rrset, line)
-        else:
-            rrset = entry[0]
+        rrset = entry[0] if entry is not None else self._new_rrset(name, rdata.rdtype)
         try:
             add_record(self._origin, rrset, rdata, ttl, "records")
         except ValidationError as e:
             raise ZoneFileError(line, e.message) from None
+        if entry is None:
+            self._rrsets[key] = (rrset, line)
+
+    @staticmethod
+    def _new_rrset(name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> dns.rrset.RRset:
+        # Owners are stored lower-cased, as the store keys them; most already are.
+        canonical = tuple(map(bytes.lower, name.labels)) == name.labels
+        owner = name if canonical else name.canonicalize()
+        return dns.rrset.RRset(owner, dns.rdataclass.IN, rdtype)
 
     def _set_origin(self, origin: dns.name.Name | None) -> None:
         """Names reach `add` absolute, so a new $ORIGIN needs no bookkeeping here."""

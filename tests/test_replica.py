@@ -1,0 +1,98 @@
+"""The one function that checks and applies events, fed events a bad peer could send."""
+
+import dataclasses
+from pathlib import Path
+
+import nacl.signing
+import pytest
+
+from node.bootstrap import initialise
+from node.config import NodeConfig
+from node.service import NodeState
+from protocol.events import EventBody, EventError, Group, SignedEvent, node_id_of, sign_event
+from protocol.statekeys import zone_key
+
+ZONE_VALUE = {"gen": 0, "live": True, "ttl": 60}
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> NodeState:
+    initialise(tmp_path / "n", NodeConfig(name="n1"), "test")
+    return NodeState.open(tmp_path / "n")
+
+
+def _event(
+    state: NodeState, key: nacl.signing.SigningKey | None = None, **over: object
+) -> SignedEvent:
+    key = key or state.writer.key
+    origin = node_id_of(key.verify_key)
+    fields: dict[str, object] = {
+        "cluster": state.identity.cluster_id,
+        "origin": origin,
+        "seq": state.replica.vv.get(origin, 0) + 1,
+        "vv": dict(state.replica.vv),
+        "hlc": state.writer.last_hlc + 1,
+        "kind": "test",
+        "writes": {zone_key("x.test."): ZONE_VALUE},
+    }
+    fields.update(over)
+    return sign_event(EventBody(**fields), key)  # type: ignore[arg-type]
+
+
+def _refused(state: NodeState, events: list[SignedEvent], match: str) -> None:
+    before = (dict(state.replica.vv), state.replica.registers.merkle.root())
+    with pytest.raises(EventError, match=match):
+        state.replica.apply(events)
+    assert (dict(state.replica.vv), state.replica.registers.merkle.root()) == before
+    assert state.db.version_vector() == before[0]
+
+
+def test_event_from_a_non_member_is_refused(state: NodeState) -> None:
+    _refused(state, [_event(state, nacl.signing.SigningKey.generate())], "not an active member")
+
+
+def test_event_for_another_cluster_is_refused(state: NodeState) -> None:
+    _refused(state, [_event(state, cluster="other")], "another cluster")
+
+
+def test_sequence_gap_is_refused(state: NodeState) -> None:
+    _refused(state, [_event(state, seq=5)], "expected 2")
+
+
+@pytest.mark.parametrize(
+    "writes",
+    [
+        {zone_key("x.test."): {"gen": "zero", "live": True, "ttl": 60}},
+        {zone_key("x.test."): None},
+        {"rr x.test. 0 www.x.test. A nothex": {"rdata": "192.0.2.1"}},
+        {"rr x.test. 0 has space.x.test. A " + "0" * 32: {"rdata": "192.0.2.1"}},
+        {"what is this": 1},
+        {"token abc": {"role": "root"}},
+    ],
+)
+def test_malformed_writes_are_refused(state: NodeState, writes: dict[str, object]) -> None:
+    _refused(state, [_event(state, writes=writes)], ".")
+
+
+def test_forged_signature_is_refused(state: NodeState) -> None:
+    event = _event(state)
+    forged = dataclasses.replace(event, signature=bytes(64))
+    _refused(state, [forged], "signature")
+
+
+def test_groups_apply_whole_or_not_at_all(state: NodeState) -> None:
+    me = state.writer.key
+    first = _event(state, group=Group("g1", 1, 2))
+    vv = {**state.replica.vv, first.body.origin: first.body.seq}
+    second = _event(
+        state,
+        seq=first.body.seq + 1,
+        vv=vv,
+        group=Group("g1", 2, 2),
+        writes={zone_key("y.test."): ZONE_VALUE},
+    )
+    _refused(state, [first], "incomplete")
+    _refused(state, [second, first], "incomplete")
+    state.replica.apply([first, second])
+    assert state.replica.registers.value(zone_key("y.test.")) == ZONE_VALUE
+    assert state.replica.vv[node_id_of(me.verify_key)] == second.body.seq
