@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,6 +252,9 @@ class ImportProgress:
         self._sent = 0
         self._shown = -1
         self._counter = RecordLineCounter()
+        self._waiting = ""
+        self._answered = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, daemon=True)
 
     def chunk_sent(self, chunk: bytes) -> None:
         self._sent += len(chunk)
@@ -264,19 +269,39 @@ class ImportProgress:
         if done:
             records = self._counter.finish()
             noun = "record" if records == 1 else "records"
-            self._console.err.write(f"importing {records} {noun}...\n")
+            self._waiting = f"importing {records} {noun}..."
+            self._console.progress(self._waiting, final=False)
+            self._ticker.start()
+
+    def __enter__(self) -> ImportProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Stop the ticker once the node has answered (or the request failed)."""
+        self._answered.set()
+        if self._ticker.is_alive():
+            self._ticker.join()
+            self._console.progress(f"{self._waiting} done", final=True)
+
+    def _tick(self) -> None:
+        """While the node works, show that it does: elapsed seconds, never silence."""
+        started = time.monotonic()
+        interval = 1.0 if self._console.err.isatty() else 10.0
+        while not self._answered.wait(interval):
+            elapsed = time.monotonic() - started
+            self._console.progress(f"{self._waiting} {elapsed:.0f}s", final=False)
 
 
 def cmd_zone_import(client: NodeClient, args: argparse.Namespace, console: Console) -> None:
     file: Path = args.file
     try:
-        progress = ImportProgress(console, file)
-        response = client.upload(
-            _zone_path(args.zone),
-            file,
-            content_type=ZONE_FILE,
-            on_sent=progress.chunk_sent,
-        )
+        with ImportProgress(console, file) as progress:
+            response = client.upload(
+                _zone_path(args.zone),
+                file,
+                content_type=ZONE_FILE,
+                on_sent=progress.chunk_sent,
+            )
     except OSError as error:
         raise CtlError(f"cannot read {file}: {error.strerror or error}") from error
     _emit(console, args, response, render_import)

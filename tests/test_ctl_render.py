@@ -396,10 +396,11 @@ def test_zone_import_streams_the_file_with_progress(tmp_path: Path) -> None:
     assert request.content == zone_file.read_bytes()
     progress = result.err.splitlines()
     assert len(progress) > 3
-    assert progress[-2] == upload_progress(
+    assert progress[-3] == upload_progress(
         "big.zone", zone_file.stat().st_size, zone_file.stat().st_size
     )
-    assert progress[-1] == "importing 9002 records..."
+    assert progress[-2] == "importing 9002 records..."
+    assert progress[-1] == "importing 9002 records... done"
     assert result.out == "imported 9002 records in 9002 rrsets into big.example. (serial 7)\n"
 
 
