@@ -86,3 +86,6 @@ def main(argv: list[str] | None = None) -> None:
     except (ConfigError, DataDirError, AlreadyInitialised, OSError) as exc:
         print(f"peer53: error: {exc}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:  # Ctrl-C while loading, before the node handles signals
+        print("peer53: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -86,17 +86,20 @@ def write_listen_file(data_dir: Path, bound: dict[str, str]) -> None:
     os.replace(tmp, path)
 
 
-async def _wait_for_signal(stop: trio.Event) -> None:
+async def _watch_signals(stop: trio.Event) -> None:
+    """The first SIGINT/SIGTERM starts a clean shutdown; later ones must not cut it short."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
-            log.info("received %s, shutting down", signal.Signals(signum).name)
-            stop.set()
-            return
+            name = signal.Signals(signum).name
+            if stop.is_set():
+                log.info("received %s, already shutting down", name)
+            else:
+                log.info("received %s, shutting down", name)
+                stop.set()
 
 
-async def run_node(state: NodeState) -> None:
+async def _serve(state: NodeState, stop: trio.Event) -> None:
     addresses = state.config.addresses()
-    stop = trio.Event()
     config = answer_config(state)
     zones = state.replica.zones
 
@@ -111,7 +114,6 @@ async def run_node(state: NodeState) -> None:
     gc.collect()
     gc.freeze()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_wait_for_signal, stop)
         async with trio.open_nursery() as dns_nursery:
             dns_nursery.start_soon(serve_udp, udp, responder, stats)
             dns_nursery.start_soon(trio.serve_listeners, tcp.handle, tcp_listeners)
@@ -134,6 +136,24 @@ async def run_node(state: NodeState) -> None:
             await stop.wait()
             dns_nursery.cancel_scope.cancel()
         udp.close()
-    (state.data_dir / LISTEN_FILE).unlink(missing_ok=True)
-    state.close()
+    # The API nursery has drained: every accepted write is committed and answered.
+
+
+async def run_node(state: NodeState) -> None:
+    stop = trio.Event()
+    # Signals that arrive after the receiver below closes are re-delivered to the handler
+    # it restores; making that handler "ignore" keeps a late second Ctrl-C from killing
+    # the process while it closes SQLite.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+    try:
+        async with trio.open_nursery() as signals:
+            signals.start_soon(_watch_signals, stop)
+            try:
+                await _serve(state, stop)
+            finally:
+                signals.cancel_scope.cancel()
+    finally:
+        (state.data_dir / LISTEN_FILE).unlink(missing_ok=True)
+        state.close()
     log.info("stopped")
