@@ -19,7 +19,7 @@ import trio
 
 from node.api.app import create_app
 from node.api.http_server import serve_http
-from node.config import Address
+from node.config import Address, NodeConfig
 from node.dns.query import AnswerConfig, ServerIdentity, respond
 from node.dns.server import ListenerStats, TcpServer, bind_udp, serve_udp
 from node.service import NodeState
@@ -46,9 +46,9 @@ def first_leaf(exc: BaseException, kind: type[BaseException]) -> BaseException |
 DNS_BIND_ATTEMPTS = 20
 
 
-def answer_config(state: NodeState) -> AnswerConfig:
-    dns = state.config.dns
-    name = state.config.name
+def answer_config(node: NodeConfig) -> AnswerConfig:
+    dns = node.dns
+    name = node.name
     return AnswerConfig(
         udp_payload=dns.udp_payload,
         nsid=dns.nsid.encode() or None,
@@ -100,7 +100,7 @@ async def _watch_signals(stop: trio.Event) -> None:
 
 async def _serve(state: NodeState, stop: trio.Event) -> None:
     addresses = state.config.addresses()
-    config = answer_config(state)
+    config = answer_config(state.config)
     zones = state.replica.zones
 
     def responder(wire: bytes, tcp: bool) -> bytes | None:

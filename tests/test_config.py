@@ -1,0 +1,58 @@
+"""peer53.toml: defaults, overrides, validation, and how [dns] reaches the answer code."""
+
+from pathlib import Path
+
+import pytest
+
+from node.config import ConfigError, NodeConfig, load_config, parse_address, write_config
+from node.runtime import answer_config
+
+
+def _write(tmp_path: Path, extra: str) -> Path:
+    tmp_path.mkdir(exist_ok=True)
+    write_config(tmp_path, NodeConfig(name="n1"))
+    with (tmp_path / "peer53.toml").open("a") as f:
+        f.write(extra)
+    return tmp_path
+
+
+def test_defaults_round_trip(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, ""))
+    assert config.name == "n1"
+    assert str(config.addresses()["dns"]) == "127.0.0.1:5353"
+    assert str(config.addresses()["api"]) == "127.0.0.1:8053"
+    assert config.dns.udp_payload == 1232
+
+
+def test_ipv6_and_overrides() -> None:
+    assert str(parse_address("[::1]:53")) == "[::1]:53"
+    config = NodeConfig(name="n").with_listen(dns="[::1]:0", api=None)
+    assert config.listen.dns == "[::1]:0" and config.listen.api == "127.0.0.1:8053"
+    with pytest.raises(ConfigError, match="--api"):
+        NodeConfig(name="n").with_listen(api="nowhere")
+
+
+@pytest.mark.parametrize(
+    "text", ["127.0.0.1", ":53", "127.0.0.1:99999", "example.com:53", "[::1]:x"]
+)
+def test_bad_addresses(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_address(text)
+
+
+def test_chaos_identity_defaults_to_the_node_name_and_can_be_hidden(tmp_path: Path) -> None:
+    shown = load_config(_write(tmp_path / "a", ""))
+    hidden = load_config(
+        _write(tmp_path / "b", '[dns]\nid_server = ""\nhostname_bind = ""\nversion_bind = ""\n')
+    )
+    custom = load_config(_write(tmp_path / "c", '[dns]\nversion_bind = "secret"\nnsid = "x1"\n'))
+
+    def identity(config: NodeConfig) -> tuple[str | None, str | None, str | None, bytes | None]:
+        answer = answer_config(config)
+        ident = answer.identity
+        return ident.id_server, ident.hostname_bind, ident.version_bind, answer.nsid
+
+    assert identity(shown)[:2] == ("n1", "n1")
+    assert identity(shown)[2] is not None and identity(shown)[3] is None
+    assert identity(hidden) == (None, None, None, None)
+    assert identity(custom)[2:] == ("secret", b"x1")
