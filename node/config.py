@@ -69,10 +69,16 @@ class DnsConfig:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    metrics_auth: bool = False  # True: /metrics needs a token (any role)
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     name: str
     listen: ListenConfig = field(default_factory=ListenConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
 
     def addresses(self) -> dict[str, Address]:
         return {
@@ -96,12 +102,13 @@ def _section(cls: type[Any], doc: Any, where: str) -> Any:
     if unknown:
         raise ConfigError(f"[{where}]: unknown setting {unknown[0]!r}")
     for key, value in doc.items():
-        expected = known[key].type
-        ok = (
-            isinstance(value, int) and not isinstance(value, bool)
-            if "int" in str(expected)
-            else isinstance(value, str)
-        )
+        expected = str(known[key].type)
+        if expected == "bool":
+            ok = isinstance(value, bool)
+        elif expected == "int":
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, str)
         if not ok:
             raise ConfigError(f"[{where}] {key}: expected {expected}")
     return cls(**doc)
@@ -130,7 +137,7 @@ def load_config(data_dir: Path) -> NodeConfig:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    unknown = sorted(set(doc) - {"node", "listen", "dns"})
+    unknown = sorted(set(doc) - {"node", "listen", "dns", "api"})
     if unknown:
         raise ConfigError(f"{path}: unknown section [{unknown[0]}]")
     node = doc.get("node", {})
@@ -142,6 +149,7 @@ def load_config(data_dir: Path) -> NodeConfig:
                 name=node["name"],
                 listen=_section(ListenConfig, doc.get("listen", {}), "listen"),
                 dns=_section(DnsConfig, doc.get("dns", {}), "dns"),
+                api=_section(ApiConfig, doc.get("api", {}), "api"),
             )
         )
     except ConfigError as exc:

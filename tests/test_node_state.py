@@ -43,9 +43,9 @@ def test_zone_create_put_delete_survive_restart(data_dir: Path) -> None:
     soa = zone.get(ORIGIN, dns.rdatatype.SOA)
     assert soa is not None and soa[0].serial == 2026010100
     www = dns.rrset.from_text("www.example.com.", 300, "IN", "A", "192.0.2.1", "192.0.2.2")
-    state.write_now("rrset.put", state.editor.put_rrset(ORIGIN, www))
+    state.write_now("rrset.put", state.editor.change_rrsets(ORIGIN, {(www.name, www.rdtype): www}))
     smaller = dns.rrset.from_text("www.example.com.", 60, "IN", "A", "192.0.2.2")
-    state.write_now("rrset.put", state.editor.put_rrset(ORIGIN, smaller))
+    state.write_now("rrset.put", state.editor.change_rrsets(ORIGIN, {(smaller.name, smaller.rdtype): smaller}))
     root = state.replica.registers.merkle.root()
     state.close()
 
@@ -64,7 +64,7 @@ def test_zone_delete_and_recreate_leaves_no_old_records(data_dir: Path) -> None:
     state = NodeState.open(data_dir)
     _create(state)
     www = dns.rrset.from_text("www.example.com.", 300, "IN", "A", "192.0.2.1")
-    state.write_now("rrset.put", state.editor.put_rrset(ORIGIN, www))
+    state.write_now("rrset.put", state.editor.change_rrsets(ORIGIN, {(www.name, www.rdtype): www}))
     state.write_now("zone.delete", state.editor.delete_zone(ORIGIN))
     assert state.replica.zones.get(ORIGIN) is None
     _create(state)
@@ -103,7 +103,7 @@ def test_serial_never_goes_back_across_delete_and_create(data_dir: Path) -> None
     state = NodeState.open(data_dir)
     _create(state)
     www = dns.rrset.from_text("www.example.com.", 300, "IN", "A", "192.0.2.1")
-    state.write_now("rrset.put", state.editor.put_rrset(ORIGIN, www))
+    state.write_now("rrset.put", state.editor.change_rrsets(ORIGIN, {(www.name, www.rdtype): www}))
     state.write_now("zone.delete", state.editor.delete_zone(ORIGIN))
     _create(state)  # asks for 2026010100 again; 2026010101 was served before the delete
     zone = state.replica.zones.get(ORIGIN)

@@ -19,6 +19,7 @@ import dns.serial
 
 from node.registers import Registers
 from node.zones.materialise import SERIAL_MODULUS, Materialiser
+from node.zones.validate import ZoneChange
 from protocol.canonical import JSONValue
 from protocol.statekeys import (
     SINGLETON_TYPES,
@@ -181,21 +182,17 @@ class ZoneEditor:
             writes.update(self._rrset_writes(zone, gen, rrset))
         return writes
 
-    def put_rrset(self, origin: dns.name.Name, rrset: dns.rrset.RRset) -> Writes:
+    def change_rrsets(self, origin: dns.name.Name, changes: ZoneChange) -> Writes:
+        """One event's writes for several RRset replacements and deletions (None) at once."""
         zone = name_text(origin)
         gen = self._live_gen(zone)
-        writes = self._tombstones(zone, name_text(rrset.name), type_text(rrset.rdtype))
-        writes.update(self._rrset_writes(zone, gen, rrset))
-        writes.update(self._serial_bump(zone, gen))
-        return writes
-
-    def delete_rrset(
-        self, origin: dns.name.Name, name: dns.name.Name, rdtype: dns.rdatatype.RdataType
-    ) -> Writes:
-        zone = name_text(origin)
-        gen = self._live_gen(zone)
-        writes = self._tombstones(zone, name_text(name), type_text(rdtype))
-        if not writes:
-            raise RRsetNotFound(f"no {type_text(rdtype)} RRset at {name}")
+        writes: Writes = {}
+        for (name, rdtype), rrset in changes.items():
+            stale = self._tombstones(zone, name_text(name), type_text(rdtype))
+            if rrset is None and not stale:
+                raise RRsetNotFound(f"no {type_text(rdtype)} RRset at {name}")
+            writes.update(stale)
+            if rrset is not None:
+                writes.update(self._rrset_writes(zone, gen, rrset))
         writes.update(self._serial_bump(zone, gen))
         return writes

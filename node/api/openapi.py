@@ -1,0 +1,394 @@
+"""The OpenAPI 3.1 document served at /api/v1/openapi.json.
+
+It is written by hand next to the routes; tests/test_openapi.py checks that it names exactly
+the routes and methods the application serves, and validates real responses against it.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from node import __version__
+
+Doc = dict[str, Any]
+
+
+def _ref(name: str) -> Doc:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: Doc) -> Doc:
+    return {"application/json": {"schema": schema}}
+
+
+def _ok(description: str, schema: Doc | None = None, status: str = "200") -> Doc:
+    response: Doc = {"description": description}
+    if schema is not None:
+        response["content"] = _json(schema)
+    return {status: response}
+
+
+def _errors(*statuses: str) -> Doc:
+    text = {
+        "400": "Invalid request; the error names the field (and line, for zone files)",
+        "401": "Missing or invalid bearer token",
+        "403": "The token's role does not allow this",
+        "404": "No such zone, RRset or token",
+        "409": "Conflicts with the current state",
+        "412": "If-Match does not match the current ETag",
+        "415": "Wrong Content-Type",
+    }
+    return {s: {"description": text[s], "content": _json(_ref("Error"))} for s in statuses}
+
+
+def _op(summary: str, responses: Doc, *, body: Doc | None = None, public: bool = False) -> Doc:
+    op: Doc = {"summary": summary, "responses": responses}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": body}
+    if public:
+        op["security"] = []
+    return op
+
+
+_ZONE_PARAM = {"name": "zone", "in": "path", "required": True, "schema": {"type": "string"}}
+_NAME_PARAM = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": "Owner name: relative to the zone, '@' for the apex, or absolute with a dot",
+    "schema": {"type": "string"},
+}
+_TYPE_PARAM = {"name": "type", "in": "path", "required": True, "schema": {"type": "string"}}
+_TOKEN_PARAM = {"name": "token_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"}}
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+_SCHEMAS: Doc = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "field": {"type": "string"},
+                    "line": {"type": "integer"},
+                },
+            }
+        },
+    },
+    "Soa": {
+        "type": "object",
+        "properties": {
+            k: {"type": "integer"}
+            for k in ("serial", "refresh", "retry", "expire", "minimum", "ttl")
+        }
+        | {"mname": {"type": "string"}, "rname": {"type": "string"}},
+    },
+    "ZoneSummary": {
+        "type": "object",
+        "required": ["name", "serial", "rrsets", "records"],
+        "properties": {
+            "name": {"type": "string"},
+            "serial": {"type": "integer"},
+            "rrsets": {"type": "integer"},
+            "records": {"type": "integer"},
+        },
+    },
+    "Zone": {
+        "allOf": [_ref("ZoneSummary"), {"type": "object", "properties": {"soa": _ref("Soa")}}]
+    },
+    "ZoneCreate": {
+        "type": "object",
+        "required": ["name"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string"},
+            "ns": _STRINGS,
+            "ttl": {"type": "integer", "minimum": 0, "maximum": 2147483647},
+        },
+    },
+    "ImportResult": {
+        "type": "object",
+        "properties": {
+            "zone": _ref("Zone"),
+            "imported": {
+                "type": "object",
+                "properties": {"rrsets": {"type": "integer"}, "records": {"type": "integer"}},
+            },
+            "events": {"type": "integer"},
+        },
+    },
+    "RRset": {
+        "type": "object",
+        "required": ["name", "type", "ttl", "records"],
+        "properties": {
+            "name": {"type": "string"},
+            "type": {"type": "string"},
+            "ttl": {"type": "integer"},
+            "records": _STRINGS,
+        },
+    },
+    "RRsetPut": {
+        "type": "object",
+        "required": ["ttl", "records"],
+        "additionalProperties": False,
+        "properties": {
+            "ttl": {"type": "integer", "minimum": 0, "maximum": 2147483647},
+            "records": _STRINGS,
+        },
+    },
+    "Change": {
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["op", "name", "type", "ttl", "records"],
+                "additionalProperties": False,
+                "properties": {
+                    "op": {"const": "put"},
+                    "name": {"type": "string"},
+                    "type": {"type": "string"},
+                    "ttl": {"type": "integer"},
+                    "records": _STRINGS,
+                },
+            },
+            {
+                "type": "object",
+                "required": ["op", "name", "type"],
+                "additionalProperties": False,
+                "properties": {
+                    "op": {"const": "delete"},
+                    "name": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        ]
+    },
+    "Batch": {
+        "type": "object",
+        "required": ["changes"],
+        "additionalProperties": False,
+        "properties": {"changes": {"type": "array", "items": _ref("Change"), "minItems": 1}},
+    },
+    "BatchResult": {
+        "type": "object",
+        "properties": {"zone": _ref("Zone"), "changes": {"type": "integer"}},
+    },
+    "Token": {
+        "type": "object",
+        "required": ["id", "revoked"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "role": {"enum": ["admin", "editor", "reader"]},
+            "zones": {"oneOf": [_STRINGS, {"type": "null"}]},
+            "revoked": {"type": "boolean"},
+        },
+    },
+    "TokenCreate": {
+        "type": "object",
+        "required": ["name", "role"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string"},
+            "role": {"enum": ["admin", "editor", "reader"]},
+            "zones": {"oneOf": [_STRINGS, {"type": "null"}]},
+        },
+    },
+    "TokenCreated": {
+        "allOf": [
+            _ref("Token"),
+            {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}},
+        ]
+    },
+    "Member": {
+        "type": "object",
+        "required": ["id", "name", "peer", "state", "membership", "last_seen", "lag"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "peer": {"type": "string"},
+            "state": {"enum": ["self", "up", "down"]},
+            "membership": {"enum": ["active", "stale", "left"]},
+            "last_seen": {"oneOf": [{"type": "string"}, {"type": "null"}]},
+            "lag": {
+                "type": "object",
+                "required": ["events", "seconds"],
+                "properties": {"events": {"type": "integer"}, "seconds": {"type": "number"}},
+            },
+        },
+    },
+    "Cluster": {
+        "type": "object",
+        "required": ["cluster", "node", "members", "clock", "merkle_root", "conflicts", "invites"],
+        "properties": {
+            "cluster": {"type": "object", "required": ["id", "name"]},
+            "node": {"type": "object", "required": ["id", "name"]},
+            "members": {"type": "array", "items": _ref("Member")},
+            "clock": {"type": "object"},
+            "merkle_root": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "conflicts": {"type": "object"},
+            "invites": {"type": "array"},
+        },
+    },
+}
+
+
+@cache
+def openapi_document() -> Doc:
+    zone_file = {"text/dns": {"schema": {"type": "string"}}}
+    paths: Doc = {
+        "/healthz": {
+            "get": _op(
+                "Liveness: the node is up",
+                _ok("Up", {"type": "object", "properties": {"status": {"const": "ok"}}}),
+                public=True,
+            )
+        },
+        "/metrics": {
+            "get": _op(
+                "Prometheus metrics (a token only when [api] metrics_auth is set)",
+                {"200": {"description": "Prometheus text format"}},
+                public=True,
+            )
+        },
+        "/api/v1/openapi.json": {
+            "get": _op("This document", _ok("OpenAPI 3.1", {"type": "object"}), public=True)
+        },
+        "/api/v1/cluster": {
+            "get": _op("Cluster status", _ok("Status", _ref("Cluster")) | _errors("401", "403"))
+        },
+        "/api/v1/zones": {
+            "get": _op(
+                "List zones",
+                _ok(
+                    "Zones",
+                    {
+                        "type": "object",
+                        "properties": {"zones": {"type": "array", "items": _ref("ZoneSummary")}},
+                    },
+                )
+                | _errors("401", "403"),
+            ),
+            "post": _op(
+                "Create a zone with a SOA and NS records",
+                _ok("Created", _ref("Zone"), "201") | _errors("400", "401", "403", "409", "412"),
+                body=_json(_ref("ZoneCreate")),
+            ),
+        },
+        "/api/v1/zones/{zone}": {
+            "parameters": [_ZONE_PARAM],
+            "get": _op(
+                "A zone; with Accept: text/dns, its zone file",
+                {
+                    "200": {
+                        "description": "The zone",
+                        "content": _json(_ref("Zone")) | zone_file,
+                    }
+                }
+                | _errors("401", "403", "404"),
+            ),
+            "put": _op(
+                "Replace (or create) the zone atomically from a zone file",
+                _ok("Replaced", _ref("ImportResult"))
+                | _ok("Created", _ref("ImportResult"), "201")
+                | _errors("400", "401", "403", "412", "415"),
+                body=zone_file,
+            )
+            | {"parameters": [_IF_MATCH]},
+            "delete": _op(
+                "Delete the zone",
+                {"204": {"description": "Deleted"}} | _errors("401", "403", "404", "412"),
+            )
+            | {"parameters": [_IF_MATCH]},
+        },
+        "/api/v1/zones/{zone}/rrsets": {
+            "parameters": [_ZONE_PARAM],
+            "get": _op(
+                "List RRsets, optionally filtered by owner name and type",
+                _ok(
+                    "RRsets",
+                    {
+                        "type": "object",
+                        "properties": {"rrsets": {"type": "array", "items": _ref("RRset")}},
+                    },
+                )
+                | _errors("400", "401", "403", "404"),
+            )
+            | {
+                "parameters": [
+                    {"name": "name", "in": "query", "schema": {"type": "string"}},
+                    {"name": "type", "in": "query", "schema": {"type": "string"}},
+                ]
+            },
+            "patch": _op(
+                "Apply several RRset changes atomically: all or none",
+                _ok("Applied", _ref("BatchResult")) | _errors("400", "401", "403", "404", "412"),
+                body=_json(_ref("Batch")),
+            )
+            | {"parameters": [_IF_MATCH]},
+        },
+        "/api/v1/zones/{zone}/rrsets/{name}/{type}": {
+            "parameters": [_ZONE_PARAM, _NAME_PARAM, _TYPE_PARAM],
+            "get": _op("One RRset", _ok("The RRset", _ref("RRset")) | _errors("401", "403", "404")),
+            "put": _op(
+                "Replace one RRset",
+                _ok("Replaced", _ref("RRset"))
+                | _ok("Created", _ref("RRset"), "201")
+                | _errors("400", "401", "403", "404", "412"),
+                body=_json(_ref("RRsetPut")),
+            )
+            | {"parameters": [_IF_MATCH]},
+            "delete": _op(
+                "Delete one RRset",
+                {"204": {"description": "Deleted"}} | _errors("400", "401", "403", "404", "412"),
+            )
+            | {"parameters": [_IF_MATCH]},
+        },
+        "/api/v1/tokens": {
+            "get": _op(
+                "List API tokens (never their secrets)",
+                _ok(
+                    "Tokens",
+                    {
+                        "type": "object",
+                        "properties": {"tokens": {"type": "array", "items": _ref("Token")}},
+                    },
+                )
+                | _errors("401", "403"),
+            ),
+            "post": _op(
+                "Create an API token; its secret is shown only in this response",
+                _ok("Created", _ref("TokenCreated"), "201") | _errors("400", "401", "403", "412"),
+                body=_json(_ref("TokenCreate")),
+            ),
+        },
+        "/api/v1/tokens/{token_id}": {
+            "parameters": [_TOKEN_PARAM],
+            "get": _op("One token", _ok("The token", _ref("Token")) | _errors("401", "403", "404")),
+            "delete": _op(
+                "Revoke a token, for ever (force=true to revoke the last admin token)",
+                {"204": {"description": "Revoked"}} | _errors("401", "403", "404", "409", "412"),
+            )
+            | {
+                "parameters": [
+                    _IF_MATCH,
+                    {"name": "force", "in": "query", "schema": {"type": "boolean"}},
+                ]
+            },
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "peer53 node API", "version": __version__},
+        "components": {
+            "schemas": _SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+    }
