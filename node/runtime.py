@@ -18,6 +18,7 @@ from pathlib import Path
 import trio
 
 from node.api.app import create_app
+from node.api.metrics import MetricsSources
 from node.api.http_server import serve_http
 from node.config import Address, NodeConfig
 from node.dns.query import AnswerConfig, ServerIdentity, respond
@@ -120,7 +121,13 @@ async def _serve(state: NodeState, stop: trio.Event) -> None:
             api = addresses["api"]
             try:
                 api_host, api_port = await nursery.start(
-                    partial(serve_http, create_app(state), api.host, api.port, shutdown=stop)
+                    partial(
+                        serve_http,
+                        create_app(state, MetricsSources(state, stats)),
+                        api.host,
+                        api.port,
+                        shutdown=stop,
+                    )
                 )
             except BaseExceptionGroup as group:
                 error = first_leaf(group, OSError)

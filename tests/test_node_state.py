@@ -45,7 +45,9 @@ def test_zone_create_put_delete_survive_restart(data_dir: Path) -> None:
     www = dns.rrset.from_text("www.example.com.", 300, "IN", "A", "192.0.2.1", "192.0.2.2")
     state.write_now("rrset.put", state.editor.change_rrsets(ORIGIN, {(www.name, www.rdtype): www}))
     smaller = dns.rrset.from_text("www.example.com.", 60, "IN", "A", "192.0.2.2")
-    state.write_now("rrset.put", state.editor.change_rrsets(ORIGIN, {(smaller.name, smaller.rdtype): smaller}))
+    state.write_now(
+        "rrset.put", state.editor.change_rrsets(ORIGIN, {(smaller.name, smaller.rdtype): smaller})
+    )
     root = state.replica.registers.merkle.root()
     state.close()
 
