@@ -32,6 +32,7 @@ from ctl.render import (
     render_import,
     render_rrsets,
     render_status,
+    render_tokens,
     render_zone,
     render_zones,
     upload_progress,
@@ -166,6 +167,24 @@ def _emit(
 def cmd_invite_create(client: NodeClient, args: argparse.Namespace, console: Console) -> None:
     response = client.request("POST", "/api/v1/invites", json={"ttl": args.ttl})
     _emit(console, args, response, lambda body: f"{field(body, 'token')}\n")
+
+
+def cmd_token_create(client: NodeClient, args: argparse.Namespace, console: Console) -> None:
+    body: dict[str, Any] = {"name": args.name, "role": args.role}
+    if args.zone:
+        body["zones"] = [zone.to_text() for zone in args.zone]
+    response = client.request("POST", "/api/v1/tokens", json=body)
+    _emit(console, args, response, lambda doc: f"{field(doc, 'token')}\n")
+
+
+def cmd_token_list(client: NodeClient, args: argparse.Namespace, console: Console) -> None:
+    _emit(console, args, client.request("GET", "/api/v1/tokens"), render_tokens)
+
+
+def cmd_token_revoke(client: NodeClient, args: argparse.Namespace, console: Console) -> None:
+    path = f"/api/v1/tokens/{path_segment(args.id)}"
+    response = client.request("DELETE", path + ("?force=true" if args.force else ""))
+    console.out.write(response.text if args.json else f"revoked token {args.id}\n")
 
 
 def cmd_status(client: NodeClient, args: argparse.Namespace, console: Console) -> None:
@@ -370,6 +389,24 @@ def build_parser() -> argparse.ArgumentParser:
     mint.add_argument(
         "--ttl", type=_duration, default=3600, metavar="DURATION", help="lifetime (default 1h)"
     )
+
+    token = group("token", "API tokens")
+    made = command(
+        token, "create", cmd_token_create, "create an API token and print its secret (once)"
+    )
+    made.add_argument("--role", required=True, choices=("admin", "editor", "reader"))
+    made.add_argument("--name", required=True, help="what the token is for, to tell it apart")
+    made.add_argument(
+        "--zone",
+        metavar="ZONE",
+        type=_absolute_name,
+        action="append",
+        help="editor tokens: limit to this zone (repeat for more)",
+    )
+    command(token, "list", cmd_token_list, "list API tokens (never their secrets)")
+    revoked = command(token, "revoke", cmd_token_revoke, "revoke an API token for ever")
+    revoked.add_argument("id", metavar="ID", help="the token id (the part after 'p53.')")
+    revoked.add_argument("--force", action="store_true", help="allow revoking the last admin token")
 
     command(commands, "status", cmd_status, "cluster members, links and replication lag")
 

@@ -81,6 +81,19 @@ def render_rrsets(rrsets: Iterable[Any]) -> str:
     return format_table(["NAME", "TYPE", "TTL", "RDATA"], rows)
 
 
+def render_tokens(body: Any) -> str:
+    rows = (
+        [
+            cell(field(token, "id")),
+            cell(token.get("name")),
+            cell(token.get("role")),
+            "revoked" if field(token, "revoked") else ", ".join(token.get("zones") or ["all"]),
+        ]
+        for token in items(body, "tokens")
+    )
+    return format_table(["ID", "NAME", "ROLE", "ZONES"], rows)
+
+
 def render_import(body: Any) -> str:
     zone = field(body, "zone")
     imported = field(body, "imported")

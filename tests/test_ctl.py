@@ -102,3 +102,27 @@ def test_errors_are_one_line_and_non_zero(
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("peer53ctl: error:") and message in line, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_token_create_list_revoke(node: NodeProcess) -> None:
+    secret = ctl(node, "token", "create", "--role", "reader", "--name", "ci reader").stdout
+    [line] = secret.splitlines()
+    assert line.startswith("p53.")
+    token_id = line.split(".")[1]
+    listed = ctl(node, "token", "list").stdout
+    assert token_id in listed and "ci reader" in listed and line not in listed
+    reader_env = {**node.env(), "PEER53_TOKEN": line}
+    ok = subprocess.run([CTL, "zone", "list"], capture_output=True, text=True, env=reader_env)
+    assert ok.returncode == 0, ok.stderr
+    denied = subprocess.run(
+        [CTL, "zone", "create", "denied.test"], capture_output=True, text=True, env=reader_env
+    )
+    assert denied.returncode == 1 and "forbidden" in denied.stderr
+    editor = ctl(
+        node, "--json", "token", "create", "--role", "editor", "--name", "e", "--zone", "a.test"
+    ).stdout
+    assert json.loads(editor)["zones"] == ["a.test."]
+    assert "revoked" in ctl(node, "token", "revoke", token_id).stdout
+    after = subprocess.run([CTL, "zone", "list"], capture_output=True, text=True, env=reader_env)
+    assert after.returncode == 1 and "unauthorized" in after.stderr
+    assert "revoked" in ctl(node, "token", "list").stdout
