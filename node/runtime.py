@@ -18,8 +18,8 @@ from pathlib import Path
 import trio
 
 from node.api.app import create_app
-from node.api.metrics import MetricsSources
 from node.api.http_server import serve_http
+from node.api.metrics import MetricsSources
 from node.config import Address, NodeConfig
 from node.dns.query import AnswerConfig, ServerIdentity, respond
 from node.dns.server import ListenerStats, TcpServer, bind_udp, serve_udp

@@ -67,7 +67,11 @@ def create_app(state: NodeState, sources: MetricsSources | None = None) -> Peer5
     async def http_error(exc: HTTPException) -> Response:
         code = (exc.name or "error").lower().replace(" ", "_")
         body = {"error": {"code": code, "message": exc.description}}
-        return json_response(body, exc.code or 500)
+        response = json_response(body, exc.code or 500)
+        for name, value in exc.get_headers():
+            if name.lower() == "allow":  # RFC 9110 §15.5.6: a 405 lists what is allowed
+                response.headers["Allow"] = value
+        return response
 
     @app.after_request
     async def count(response: Response) -> Response:

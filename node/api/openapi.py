@@ -290,7 +290,7 @@ def openapi_document() -> Doc:
                         "content": _json(_ref("Zone")) | zone_file,
                     }
                 }
-                | _errors("401", "403", "404"),
+                | _errors("400", "401", "403", "404"),
             ),
             "put": _op(
                 "Replace (or create) the zone atomically from a zone file",
@@ -302,7 +302,7 @@ def openapi_document() -> Doc:
             | {"parameters": [_IF_MATCH]},
             "delete": _op(
                 "Delete the zone",
-                {"204": {"description": "Deleted"}} | _errors("401", "403", "404", "412"),
+                {"204": {"description": "Deleted"}} | _errors("400", "401", "403", "404", "412"),
             )
             | {"parameters": [_IF_MATCH]},
         },
@@ -334,7 +334,9 @@ def openapi_document() -> Doc:
         },
         "/api/v1/zones/{zone}/rrsets/{name}/{type}": {
             "parameters": [_ZONE_PARAM, _NAME_PARAM, _TYPE_PARAM],
-            "get": _op("One RRset", _ok("The RRset", _ref("RRset")) | _errors("401", "403", "404")),
+            "get": _op(
+                "One RRset", _ok("The RRset", _ref("RRset")) | _errors("400", "401", "403", "404")
+            ),
             "put": _op(
                 "Replace one RRset",
                 _ok("Replaced", _ref("RRset"))

@@ -227,7 +227,7 @@ def parse_batch(origin: dns.name.Name, items: list[dict[str, Any]]) -> ZoneChang
         where = f"changes[{index}]"
         op = item.get("op")
         fields = {"put": {"op", "name", "type", "ttl", "records"}, "delete": {"op", "name", "type"}}
-        if op not in fields:
+        if not isinstance(op, str) or op not in fields:
             raise bad_request("invalid_op", f'{where}.op must be "put" or "delete"', field=where)
         if set(item) != fields[op]:
             extra = sorted(set(item) - fields[op])

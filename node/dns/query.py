@@ -24,6 +24,9 @@ Size: UDP responses are limited to the client's EDNS size capped by ours, never 
 required glue do not fit, the response keeps only the header, the question and the OPT,
 with TC set, so the client retries over TCP (RFC 9471 for glue, RFC 2308 §3 for the SOA of
 negative answers). Optional additional records are added while they fit.
+
+Records are written in the order they are stored, never shuffled: equal answers are equal
+bytes, which is what lets ``cache`` render an answer once and reuse it.
 """
 
 from __future__ import annotations
@@ -44,7 +47,16 @@ from node.dns.answer import Answer, lookup
 from node.dns.chaos import ServerIdentity, chaos_answer
 from node.zones.index import ZoneTable
 
-__all__ = ["AnswerConfig", "EdnsReply", "ServerIdentity", "render", "respond"]
+__all__ = [
+    "AnswerConfig",
+    "EdnsReply",
+    "FormatError",
+    "Reply",
+    "ServerIdentity",
+    "render",
+    "reply_to",
+    "respond",
+]
 
 HEADER_SIZE = 12
 MIN_UDP_PAYLOAD = 512
@@ -87,15 +99,23 @@ class EdnsReply:
 
 def respond(wire: bytes, zones: ZoneTable, config: AnswerConfig, *, tcp: bool) -> bytes | None:
     """The response to one DNS message; None = send nothing (QR set, too short, etc.)."""
+    reply = reply_to(wire, zones, config, tcp=tcp)
+    return None if reply is None else reply.render()
+
+
+def reply_to(
+    wire: bytes, zones: ZoneTable, config: AnswerConfig, *, tcp: bool
+) -> Reply | FormatError | None:
+    """The response to one DNS message before rendering, so a cache can keep its parts."""
     if len(wire) < HEADER_SIZE or wire[2] & _QR_BIT:
         return None
     opcode = dns.opcode.from_flags(int.from_bytes(wire[2:4], "big"))
     try:
         query = dns.message.from_wire(_as_standard_query(wire), keyring=False)
     except _MALFORMED:
-        return _format_error(wire, opcode)
+        return FormatError(wire, opcode)
     if len(query.question) != 1:
-        return _format_error(wire, opcode)
+        return FormatError(wire, opcode)
     question = query.question[0]
     edns = _edns_reply(query, config)
     if query.edns > 0:
@@ -107,7 +127,47 @@ def respond(wire: bytes, zones: ZoneTable, config: AnswerConfig, *, tcp: bool) -
     else:
         answer = _answer(question, zones, config, tcp=tcp)
     limit = _size_limit(query, config, tcp=tcp)
-    return render(query.id, opcode, query.flags, question, answer, edns, limit)
+    return Reply(query.id, opcode, query.flags, question, answer, edns, limit)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Everything ``render`` needs for a response to a query that parsed."""
+
+    query_id: int
+    opcode: dns.opcode.Opcode
+    query_flags: int
+    question: dns.rrset.RRset
+    answer: Answer
+    edns: EdnsReply | None
+    limit: int
+
+    @property
+    def rcode(self) -> dns.rcode.Rcode:
+        return self.answer.rcode
+
+    def render(self) -> bytes:
+        return render(
+            self.query_id,
+            self.opcode,
+            self.query_flags,
+            self.question,
+            self.answer,
+            self.edns,
+            self.limit,
+        )
+
+
+@dataclass(frozen=True)
+class FormatError:
+    """The FORMERR response to a query that did not parse (or had not one question)."""
+
+    wire: bytes
+    opcode: dns.opcode.Opcode
+    rcode = dns.rcode.Rcode.FORMERR
+
+    def render(self) -> bytes:
+        return _format_error(self.wire, self.opcode)
 
 
 def render(
@@ -137,19 +197,19 @@ def render(
     response.authority = list(answer.authority)
     response.additional = [*answer.glue, *answer.additional]
     try:
-        return response.to_wire(max_size=limit)
+        return response.to_wire(max_size=limit, want_shuffle=False)
     except dns.exception.TooBig:
         pass
     response.additional = list(answer.glue)
     try:
-        response.to_wire(max_size=limit)
+        response.to_wire(max_size=limit, want_shuffle=False)
     except dns.exception.TooBig:
         response.answer, response.authority, response.additional = [], [], []
         response.flags |= dns.flags.TC
-        return response.to_wire(max_size=limit)
+        return response.to_wire(max_size=limit, want_shuffle=False)
     # What must be sent fits, so only optional additional records can fall off the end.
     response.additional = [*answer.glue, *answer.additional]
-    return response.to_wire(max_size=limit, prefer_truncation=True)
+    return response.to_wire(max_size=limit, prefer_truncation=True, want_shuffle=False)
 
 
 def _answer(

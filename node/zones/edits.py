@@ -14,6 +14,7 @@ import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.SOA
 import dns.rrset
 import dns.serial
 
@@ -139,11 +140,16 @@ class ZoneEditor:
         gen = 0 if keys is None else keys.gen
         hosts = list(ns)
         defaults = SoaDefaults()
-        soa = dns.rdata.from_text(
+        soa = dns.rdtypes.ANY.SOA.SOA(
             dns.rdataclass.IN,
             dns.rdatatype.SOA,
-            f"{hosts[0]} hostmaster.{zone} 0 {defaults.refresh} {defaults.retry} "
-            f"{defaults.expire} {defaults.minimum}",
+            hosts[0],
+            dns.name.Name([b"hostmaster"]).concatenate(origin),
+            0,
+            defaults.refresh,
+            defaults.retry,
+            defaults.expire,
+            defaults.minimum,
         )
         ns_rdata = [
             dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.NS, h.to_text()) for h in hosts

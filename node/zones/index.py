@@ -9,16 +9,118 @@ below it.
 
 dnspython's ``Name`` compares and hashes case-insensitively, so lookups work for any case
 of the query name without lower-casing on the hot path.
+
+Watching: a cache of rendered answers must learn which answers a write affects. While
+``ZoneTable.recording()`` is open, every read of the table and of its zones is logged as a
+``Read``: one RRset type at a name, or one of the ``Facet``s below. An answer is a function
+of the results of the reads made while computing it, so it stays valid until one of those
+results changes. Every change to an installed zone and every zone added, replaced or dropped
+is reported to the table's watchers, named by the reads whose results it changes. Zones
+that are not installed in a table (being built, or validating a write) report nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import enum
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
 
 import dns.name
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+
+RRsets = Mapping[dns.rdatatype.RdataType, dns.rrset.RRset]
+
+
+class Facet(enum.IntEnum):
+    """What a read learnt about a name, other than one RRset (recorded by its type number)."""
+
+    NODE = 0x10000
+    """Whether the name owns any RRset."""
+    EXISTS = 0x10001
+    """Whether the name exists: owns data or is an empty non-terminal."""
+    TYPES = 0x10002
+    """Which types the name owns (ANY, or any whole-node walk)."""
+    ZONE = 0x10003
+    """Whether a zone is served with the name as its origin."""
+
+
+Read = tuple[dns.name.Name, int]
+"""A name and an RRset type number or a ``Facet``."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One RRset stored, replaced or removed in an installed zone."""
+
+    zone: Zone
+    name: dns.name.Name
+    rdtype: dns.rdatatype.RdataType
+    old: dns.rrset.RRset | None
+    new: dns.rrset.RRset | None
+    existence: tuple[Read, ...]
+    """NODE and EXISTS reads whose result flipped (a name or an empty non-terminal came or went)."""
+
+    def reads(self) -> Iterator[Read]:
+        """Every read whose result this change can alter."""
+        yield self.name, self.rdtype
+        yield self.name, Facet.TYPES
+        yield from self.existence
+
+
+class ZoneWatcher(Protocol):
+    def rrset_changed(self, change: Change) -> None: ...
+
+    def zone_changed(self, origin: dns.name.Name) -> None:
+        """A zone was added, replaced (a new generation) or dropped at ``origin``."""
+
+
+class _Hooks:
+    """Shared by a table and the zones installed in it: the watchers and the read log."""
+
+    def __init__(self) -> None:
+        self.watchers: weakref.WeakSet[ZoneWatcher] = weakref.WeakSet()
+        self.reads: list[Read] | None = None
+
+    def rrset_changed(self, change: Change) -> None:
+        for watcher in self.watchers:
+            watcher.rrset_changed(change)
+
+    def zone_changed(self, origin: dns.name.Name) -> None:
+        for watcher in self.watchers:
+            watcher.zone_changed(origin)
+
+
+class _RecordedNode(Mapping[dns.rdatatype.RdataType, dns.rrset.RRset]):
+    """A node whose type lookups are logged, so a write of one type at a busy name (the
+    apex, above all) affects only the answers that looked at that type."""
+
+    def __init__(self, name: dns.name.Name, node: RRsets, reads: list[Read]) -> None:
+        self._name = name
+        self._node = node
+        self._reads = reads
+
+    def __getitem__(self, rdtype: dns.rdatatype.RdataType) -> dns.rrset.RRset:
+        self._reads.append((self._name, rdtype))
+        return self._node[rdtype]
+
+    def __contains__(self, rdtype: object) -> bool:
+        if not isinstance(rdtype, int):
+            return False
+        self._reads.append((self._name, rdtype))
+        return rdtype in self._node
+
+    def __iter__(self) -> Iterator[dns.rdatatype.RdataType]:
+        self._reads.append((self._name, Facet.TYPES))
+        return iter(self._node)
+
+    def __len__(self) -> int:
+        self._reads.append((self._name, Facet.TYPES))
+        return len(self._node)
 
 
 class Zone:
@@ -29,17 +131,29 @@ class Zone:
         self._rrsets: dict[dns.name.Name, dict[dns.rdatatype.RdataType, dns.rrset.RRset]] = {}
         self._below: dict[dns.name.Name, int] = {}
         self.version = 0
+        self._hooks: _Hooks | None = None
 
-    def node(self, name: dns.name.Name) -> dict[dns.rdatatype.RdataType, dns.rrset.RRset] | None:
+    def node(self, name: dns.name.Name) -> RRsets | None:
         """The RRsets owned by ``name``, or None when it owns none."""
-        return self._rrsets.get(name)
+        node = self._rrsets.get(name)
+        hooks = self._hooks
+        if hooks is None or hooks.reads is None:
+            return node
+        hooks.reads.append((name, Facet.NODE))
+        return None if node is None else _RecordedNode(name, node, hooks.reads)
 
     def get(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> dns.rrset.RRset | None:
+        hooks = self._hooks
+        if hooks is not None and hooks.reads is not None:
+            hooks.reads.append((name, rdtype))
         node = self._rrsets.get(name)
         return None if node is None else node.get(rdtype)
 
     def exists(self, name: dns.name.Name) -> bool:
         """True for names with data and for empty non-terminals."""
+        hooks = self._hooks
+        if hooks is not None and hooks.reads is not None:
+            hooks.reads.append((name, Facet.EXISTS))
         return name in self._below
 
     def put(self, rrset: dns.rrset.RRset) -> None:
@@ -50,27 +164,43 @@ class Zone:
             self.remove(rrset.name, rrset.rdtype)
             return
         node = self._rrsets.get(rrset.name)
+        existence: tuple[Read, ...] = ()
         if node is None:
             node = self._rrsets[rrset.name] = {}
-            for name in self._up_to_origin(rrset.name):
-                self._below[name] = self._below.get(name, 0) + 1
+            existence = ((rrset.name, Facet.NODE), *self._count(rrset.name, +1))
+        old = node.get(rrset.rdtype)
         node[rrset.rdtype] = rrset
         self.version += 1
+        if self._hooks is not None:
+            self._hooks.rrset_changed(Change(self, rrset.name, rrset.rdtype, old, rrset, existence))
 
     def remove(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> None:
         node = self._rrsets.get(name)
         if node is None or rdtype not in node:
             return
-        del node[rdtype]
+        old = node.pop(rdtype)
+        existence: tuple[Read, ...] = ()
         if not node:
             del self._rrsets[name]
-            for up in self._up_to_origin(name):
-                count = self._below[up] - 1
-                if count:
-                    self._below[up] = count
-                else:
-                    del self._below[up]
+            existence = ((name, Facet.NODE), *self._count(name, -1))
         self.version += 1
+        if self._hooks is not None:
+            self._hooks.rrset_changed(Change(self, name, rdtype, old, None, existence))
+
+    def _count(self, name: dns.name.Name, step: int) -> list[Read]:
+        """Add ``step`` to the counts from ``name`` up to the origin; the EXISTS reads of
+        names that came into or went out of existence."""
+        flipped: list[Read] = []
+        below = self._below
+        for up in self._up_to_origin(name):
+            count = below.get(up, 0) + step
+            if count:
+                below[up] = count
+            else:
+                del below[up]
+            if count == (1 if step > 0 else 0):
+                flipped.append((up, Facet.EXISTS))
+        return flipped
 
     def _up_to_origin(self, name: dns.name.Name) -> Iterator[dns.name.Name]:
         # Counting labels instead of comparing names, and ending on the origin object
@@ -103,6 +233,7 @@ class ZoneTable:
 
     def __init__(self) -> None:
         self._zones: dict[dns.name.Name, Zone] = {}
+        self._hooks = _Hooks()
 
     def __contains__(self, origin: dns.name.Name) -> bool:
         return origin in self._zones
@@ -117,18 +248,48 @@ class ZoneTable:
         return self._zones.get(origin)
 
     def add(self, zone: Zone) -> None:
+        """Serve ``zone``; re-adding the zone already served is no change."""
+        old = self._zones.get(zone.origin)
+        if old is zone:
+            return
+        if old is not None:
+            old._hooks = None
+        zone._hooks = self._hooks
         self._zones[zone.origin] = zone
+        self._hooks.zone_changed(zone.origin)
 
     def drop(self, origin: dns.name.Name) -> None:
-        self._zones.pop(origin, None)
+        old = self._zones.pop(origin, None)
+        if old is not None:
+            old._hooks = None
+            self._hooks.zone_changed(origin)
 
     def find(self, qname: dns.name.Name) -> Zone | None:
         """The zone with the longest origin that contains ``qname`` (nested zones)."""
+        reads = self._hooks.reads
         name = qname
         while True:
+            if reads is not None:
+                reads.append((name, Facet.ZONE))
             zone = self._zones.get(name)
             if zone is not None:
                 return zone
             if name == dns.name.root:
                 return None
             name = name.parent()
+
+    def watch(self, watcher: ZoneWatcher) -> None:
+        """Report changes to ``watcher`` until it is garbage (no unsubscribing to forget)."""
+        self._hooks.watchers.add(watcher)
+
+    @contextmanager
+    def recording(self) -> Iterator[list[Read]]:
+        """Log every read of this table and its zones into the yielded list."""
+        if self._hooks.reads is not None:
+            raise RuntimeError("reads are already being recorded")
+        reads: list[Read] = []
+        self._hooks.reads = reads
+        try:
+            yield reads
+        finally:
+            self._hooks.reads = None

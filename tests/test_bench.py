@@ -1,0 +1,213 @@
+"""scripts/bench: its workload, its reading of dnsperf, and one tiny real run against Knot and
+peer53 (and an interrupted one, which must leave no server behind)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import dns.zone
+import pytest
+
+from scripts.benchlib.answers import answer_fits
+from scripts.benchlib.dnsperf import parse_latencies, parse_summary
+from scripts.benchlib.workload import Kind, Query, build_workload
+
+ROOT = Path(__file__).parent.parent
+BENCH = ROOT / "scripts" / "bench"
+DEADLINE = 120.0
+
+SUMMARY = """\
+DNS Performance Testing Tool
+Version 2.10.0
+
+[Status] Command line: dnsperf -s 127.0.0.1 -p 25353 -d q.txt -l 2 -c 10 -T 2 -q 100
+[Status] Testing complete (time limit)
+
+Statistics:
+
+  Queries sent:         222486
+  Queries completed:    222480 (100.00%)
+  Queries lost:         6 (0.00%)
+
+  Response codes:       NOERROR 189108 (85.00%), NXDOMAIN 33372 (15.00%)
+  Average packet size:  request 31, response 62
+  Run time (s):         2.000432
+  Queries per second:   111218.976701
+
+  Average Latency (s):  0.000681 (min 0.000015, max 0.004838)
+  Latency StdDev (s):   0.000439
+"""
+
+
+def test_workload_has_the_documented_mix_and_zone() -> None:
+    workload = build_workload()
+    assert workload.mix() == {
+        Kind.POSITIVE: 6200,
+        Kind.NXDOMAIN: 1500,
+        Kind.NODATA: 1500,
+        Kind.CNAME: 300,
+        Kind.WILDCARD: 200,
+        Kind.REFERRAL: 200,
+        Kind.APEX: 100,
+    }
+    assert 950 <= workload.records() <= 1100
+    zone = dns.zone.from_text(workload.zone_text(), workload.origin, relativize=False)
+    assert sum(len(rdataset) for _, rdataset in zone.iterate_rdatasets()) == workload.records()
+    lines = workload.query_text().splitlines()
+    assert len(lines) == 10_000 and lines[0] == workload.queries[0].line()
+    for query in workload.distinct_queries():
+        node = zone.get_node(query.name)
+        if query.kind in (Kind.POSITIVE, Kind.APEX):
+            assert node is not None and node.get_rdataset(dns.rdataclass.IN, query.rdtype)
+        elif query.kind == Kind.NODATA and node is not None:
+            assert node.get_rdataset(dns.rdataclass.IN, query.rdtype) is None
+        elif query.kind in (Kind.NXDOMAIN, Kind.WILDCARD):
+            assert node is None
+
+
+def test_workload_is_the_same_for_the_same_seed() -> None:
+    assert build_workload(500, seed=7).queries == build_workload(500, seed=7).queries
+    assert build_workload(500, seed=7).queries != build_workload(500, seed=8).queries
+
+
+def test_reads_dnsperf_statistics() -> None:
+    summary = parse_summary(SUMMARY)
+    assert (summary.sent, summary.completed, summary.lost) == (222486, 222480, 6)
+    assert summary.qps == pytest.approx(111218.976701)
+    assert summary.run_time == pytest.approx(2.000432)
+    assert summary.average_latency == pytest.approx(0.000681)
+    assert summary.rcodes == {"NOERROR": 189108, "NXDOMAIN": 33372}
+    with pytest.raises(ValueError, match="Queries per second"):
+        parse_summary(SUMMARY.replace("Queries per second", "Rate"))
+
+
+def test_latency_percentiles_count_timeouts_but_not_interrupted_queries() -> None:
+    lines = [f"> NOERROR host-{i}.bench.example. A 0.{i + 1:06d}" for i in range(97)]
+    lines += ["> NXDOMAIN nx.bench.example. A 0.000500", "> T a.bench.example. A"]
+    lines += ["> T b.bench.example. A", "> I c.bench.example. A", "[Status] Testing complete"]
+    latencies = parse_latencies("\n".join(lines))
+    assert latencies.unanswered == 2 and len(latencies.seconds) == 98
+    assert latencies.percentile(0.5) == pytest.approx(0.000050)
+    assert latencies.percentile(0.98) == pytest.approx(0.000500)
+    assert latencies.percentile(0.99) == math.inf
+
+
+def _response(query: Query, aa: bool = True) -> dns.message.Message:
+    response = dns.message.make_response(dns.message.make_query(query.name, query.rdtype))
+    if aa:
+        response.flags |= dns.flags.AA
+    return response
+
+
+def test_answer_kinds() -> None:
+    name = dns.name.from_text("sub-1.bench.example.")
+    referral = Query(name, dns.rdatatype.A, Kind.REFERRAL)
+    response = _response(referral, aa=False)
+    response.authority.append(dns.rrset.from_text(name, 3600, "IN", "NS", "ns1.sub-1"))
+    assert answer_fits(referral, response)
+    response.flags |= dns.flags.AA
+    assert not answer_fits(referral, response)
+    nodata = Query(dns.name.from_text("lab.bench.example."), dns.rdatatype.A, Kind.NODATA)
+    response = _response(nodata)
+    assert not answer_fits(nodata, response)
+    response.authority.append(
+        dns.rrset.from_text("bench.example.", 300, "IN", "SOA", "ns1. h. 1 2 3 4 5")
+    )
+    assert answer_fits(nodata, response)
+    assert not answer_fits(Query(nodata.name, nodata.rdtype, Kind.NXDOMAIN), response)
+    response.set_rcode(dns.rcode.REFUSED)
+    assert not answer_fits(nodata, response)
+
+
+def _start_bench(tmp_path: Path, *options: str) -> tuple[subprocess.Popen[bytes], Path]:
+    errors = tmp_path / "bench.err"
+    with (tmp_path / "bench.out").open("wb") as out, errors.open("wb") as err:
+        bench = subprocess.Popen([str(BENCH), *options], stdout=out, stderr=err)
+    return bench, errors
+
+
+def _work_directory(errors: Path) -> Path:
+    found = re.search(r"work directory (\S+);", errors.read_text())
+    assert found, errors.read_text()
+    return Path(found.group(1))
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        try:
+            udp.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@pytest.mark.integration
+@pytest.mark.interop
+def test_tiny_bench_reports_every_server_and_mode(tmp_path: Path) -> None:
+    results = tmp_path / "results.json"
+    tiny = ["--runs", "1", "--seconds", "1", "--warmup", "0", "--latency-seconds", "1"]
+    bench, errors = _start_bench(tmp_path, *tiny, "--latency-rate", "2000", "--json", str(results))
+    try:
+        assert bench.wait(timeout=DEADLINE) == 0, errors.read_text()
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+    report = (tmp_path / "bench.out").read_text()
+    found = json.loads(results.read_text())
+    runs = found["runs"]
+    assert {(run["server"], run["mode"]) for run in runs} == {
+        (server, mode) for server in ("knot", "peer53") for mode in ("plain", "edns-do")
+    }
+    for run in runs:
+        assert run["qps"] > 0 and run["completed"] > 0, run
+        assert run["cpu_us_per_query"] > 0 and run["p99_ms"] > 0, run
+        assert run["p50_ms"] <= run["p99_ms"] and run["lost"] >= 0, run
+        assert set(run["rcodes"]) == {"NOERROR", "NXDOMAIN"}, run
+    assert [check["unexpected"] for check in found["answer_checks"]] == [0, 0]
+    assert found["workload"]["records"] == build_workload().records()
+    assert {ratio["mode"] for ratio in found["ratios"]} == {"plain", "edns-do"}
+    for ratio in found["ratios"]:
+        assert ratio["server"] == "peer53" and ratio["qps"] > 0 and ratio["cpu"] > 0
+        assert isinstance(ratio["first target"], bool)
+    assert found["replication"] == []
+    for line in ("ratios to knot:", "plain    peer53", "edns-do  knot", str(results)):
+        assert line in report, report
+    assert not _work_directory(errors).exists()
+
+
+@pytest.mark.integration
+@pytest.mark.interop
+def test_interrupted_bench_stops_its_servers(tmp_path: Path) -> None:
+    bench, errors = _start_bench(tmp_path, "--servers", "knot", "--runs", "3", "--seconds", "5")
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while "run 1/3 plain knot" not in errors.read_text():
+            assert bench.poll() is None, errors.read_text()
+            assert time.monotonic() < deadline, errors.read_text()
+            time.sleep(0.05)
+        bench.send_signal(signal.SIGINT)
+        assert bench.wait(timeout=30) == 130, errors.read_text()
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+    port = re.search(r"knot serves \S+ on 127\.0\.0\.1:(\d+)", errors.read_text())
+    assert port, errors.read_text()
+    assert _port_is_free(int(port.group(1)))
+    assert not _work_directory(errors).exists()
+    assert "interrupted" in errors.read_text()
