@@ -140,7 +140,7 @@ class ZoneEditor:
         gen = 0 if keys is None else keys.gen
         hosts = list(ns)
         defaults = SoaDefaults()
-        soa = dns.rdtypes.ANY.SOA.SOA(
+        soa = dns.rdtypes.ANY.SOA.SOA(  # type: ignore[no-untyped-call]
             dns.rdataclass.IN,
             dns.rdatatype.SOA,
             hosts[0],
