@@ -88,7 +88,6 @@ def test_reads_dnsperf_statistics() -> None:
     summary = parse_summary(SUMMARY)
     assert (summary.sent, summary.completed, summary.lost) == (222486, 222480, 6)
     assert summary.qps == pytest.approx(111218.976701)
-    assert summary.run_time == pytest.approx(2.000432)
     assert summary.average_latency == pytest.approx(0.000681)
     assert summary.rcodes == {"NOERROR": 189108, "NXDOMAIN": 33372}
     with pytest.raises(ValueError, match="Queries per second"):

@@ -1,0 +1,122 @@
+"""Command line of ``scripts/bench``: options, the work directory, signals, and the output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+
+from scripts.benchlib.dnsperf import Load, Mode
+from scripts.benchlib.report import render
+from scripts.benchlib.results import BASELINE, Plan
+from scripts.benchlib.runner import Progress, estimated_seconds, run_bench
+from scripts.benchlib.servers import STARTERS
+from scripts.benchlib.workload import build_workload
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _names(text: str, allowed: list[str]) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in allowed]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(allowed)}")
+    return names
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench",
+        description="dnsperf against peer53 and Knot (optionally NSD) on one zone and query "
+        "mix, alternating servers; a report on stdout and all figures as JSON",
+    )
+    add = parser.add_argument
+    add("--runs", type=int, default=5, help="runs per server and mode (default 5)")
+    add("--seconds", type=float, default=10.0, help="length of each run (default 10)")
+    add(
+        "--servers",
+        type=lambda text: _names(text, list(STARTERS)),
+        default=("knot", "peer53"),
+        help="comma-separated, from knot, nsd, peer53 (default knot,peer53; knot is required)",
+    )
+    add(
+        "--modes",
+        type=lambda text: tuple(Mode(name) for name in _names(text, [m.value for m in Mode])),
+        default=tuple(Mode),
+        help="plain, edns-do (EDNS0 with the DO bit), or both (default both)",
+    )
+    add("--warmup", type=float, default=1.0, help="unrecorded seconds per server and mode")
+    add("--latency-rate", type=int, default=20_000, help="q/s of the p99 run (default 20000)")
+    add("--latency-seconds", type=float, default=3.0, help="length of the p99 run (default 3)")
+    add("--clients", type=int, default=10, help="dnsperf -c (default 10)")
+    add("--threads", type=int, default=2, help="dnsperf -T (default 2)")
+    add("--outstanding", type=int, default=100, help="dnsperf -q (default 100)")
+    add("--queries", type=int, default=10_000, help="queries in the data file (default 10000)")
+    add("--seed", type=int, default=53, help="seed of the query mix")
+    add("--json", type=Path, help="where to write the results (default bench-results/...)")
+    add("--keep", action="store_true", help="keep the work directory (zone, queries, logs)")
+    return parser
+
+
+def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
+    """Turn SIGINT/SIGTERM into an exception so every started server is stopped; a second
+    signal is ignored rather than cutting that clean-up short."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if BASELINE not in args.servers:
+        parser.error(f"--servers must include {BASELINE}: every figure is relative to it")
+    if args.runs < 1 or args.seconds <= 0 or args.latency_seconds <= 0 or args.queries < 100:
+        parser.error("--runs, --seconds and --latency-seconds must be positive, --queries ≥ 100")
+    plan = Plan(
+        servers=args.servers,
+        modes=args.modes,
+        runs=args.runs,
+        seconds=args.seconds,
+        warmup=args.warmup,
+        latency_rate=args.latency_rate,
+        latency_seconds=args.latency_seconds,
+        load=Load(args.clients, args.threads, args.outstanding),
+    )
+    json_path = args.json or ROOT / "bench-results" / time.strftime("bench-%Y%m%dT%H%M%S.json")
+    signal.signal(signal.SIGINT, _stop_on_signal)
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    progress = Progress()
+    workdir = Path(tempfile.mkdtemp(prefix="peer53-bench-"))
+    try:
+        progress(f"work directory {workdir}; about {estimated_seconds(plan) / 60:.1f} minutes")
+        workload = build_workload(args.queries, args.seed)
+        result = run_bench(plan, workload, workdir, progress)
+    except KeyboardInterrupt:
+        print("bench: interrupted; every server it started is stopped", file=sys.stderr)
+        return 130
+    except (RuntimeError, TimeoutError) as error:
+        print(f"bench: error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if args.keep:
+            print(f"bench: kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    shown = json_path.resolve()
+    if shown.is_relative_to(Path.cwd()):
+        shown = shown.relative_to(Path.cwd())
+    sys.stdout.write(render(result, str(shown)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
