@@ -47,3 +47,8 @@ def vv_merge(a: Mapping[str, int], b: Mapping[str, int]) -> VersionVector:
 
 def vv_concurrent(a: Mapping[str, int], b: Mapping[str, int]) -> bool:
     return not vv_dominates(a, b) and not vv_dominates(b, a)
+
+
+def vv_missing(mine: Mapping[str, int], theirs: Mapping[str, int]) -> dict[str, int]:
+    """For each origin where I have more, the sequence number after which they lack events."""
+    return {o: theirs.get(o, 0) for o, seq in mine.items() if seq > theirs.get(o, 0)}

@@ -1,0 +1,268 @@
+"""Peer-link messages: what travels inside each frame, and the rules for reading it.
+
+Theory of operation: every frame holds one message, the canonical JSON of an object whose
+``type`` says what it is. Events travel as the base64 of their wire form (signature and
+body bytes, exactly as signed), so they are relayed without being re-serialised.
+
+A link starts with each side sending HELLO (protocol version, cluster id, node id, its
+version vector and Merkle root). Nothing else is accepted before the peer's HELLO, and
+a HELLO whose node id is not the key of the peer's TLS certificate, or whose cluster is
+not ours, ends the link with an ERROR. After HELLO each side sends the events the other
+lacks (computed from the two vectors), then new events as they commit; PING/PONG carry
+the sender's vector, which doubles as an acknowledgement. PULL asks for an origin's events
+after a sequence number, for a peer that fell behind a bounded send queue.
+
+JOIN is the one exchange allowed without a member certificate: the issuer first sends
+JOIN_CA (the CA certificate, which the joiner checks against its pin and against the TLS
+leaf it sees), the joiner answers JOIN with the invite, its new public key and a signature
+by that key over the join-proof bytes, and the issuer answers JOIN_OK (certificate and
+member list) or ERROR.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+from protocol.canonical import CanonicalError, canonical_json, parse_canonical
+from protocol.events import NODE_ID_RE, EventError, SignedEvent, decode_event
+
+PROTOCOL_VERSION = 1
+JOIN_PROOF_DOMAIN = b"peer53-join-v1\x00"
+MAX_EVENTS_PER_MESSAGE = 1000
+
+
+class MessageError(ValueError):
+    """A message that breaks the protocol; the link that sent it is closed."""
+
+
+@dataclass(frozen=True)
+class Hello:
+    version: int
+    cluster: str
+    node: str
+    vv: dict[str, int]
+    merkle_root: str
+
+
+@dataclass(frozen=True)
+class Events:
+    events: list[SignedEvent]
+
+
+@dataclass(frozen=True)
+class Ping:
+    vv: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Pong:
+    vv: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Pull:
+    origin: str
+    after: int
+
+
+@dataclass(frozen=True)
+class Error:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class JoinCa:
+    ca_pem: str
+
+
+@dataclass(frozen=True)
+class Join:
+    token: str
+    key: str
+    name: str
+    peer: str
+    proof: str
+
+
+@dataclass(frozen=True)
+class JoinOk:
+    cert_pem: str
+    cluster: str
+    cluster_name: str
+    members: dict[str, dict[str, str]]
+
+
+Message = Hello | Events | Ping | Pong | Pull | Error | JoinCa | Join | JoinOk
+
+
+def join_proof_bytes(token: str, key: str) -> bytes:
+    """What a joiner signs to show it holds the private half of ``key``."""
+    return JOIN_PROOF_DOMAIN + token.encode() + b"\x00" + key.encode()
+
+
+def _vv(value: Any, what: str) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise MessageError(f"{what} must be an object")
+    for origin, seq in value.items():
+        if not NODE_ID_RE.fullmatch(origin):
+            raise MessageError(f"{what} has a key that is not a node id")
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**63:
+            raise MessageError(f"{what}[{origin[:12]}] is not a sequence number")
+    return value
+
+
+def _str(doc: dict[str, Any], name: str) -> str:
+    value = doc.get(name)
+    if not isinstance(value, str):
+        raise MessageError(f"{doc.get('type')}.{name} must be a string")
+    return value
+
+
+def _node_id(doc: dict[str, Any], name: str) -> str:
+    value = _str(doc, name)
+    if not NODE_ID_RE.fullmatch(value):
+        raise MessageError(f"{doc.get('type')}.{name} is not a node id")
+    return value
+
+
+_FIELDS: dict[str, set[str]] = {
+    "hello": {"version", "cluster", "node", "vv", "merkle_root"},
+    "events": {"events"},
+    "ping": {"vv"},
+    "pong": {"vv"},
+    "pull": {"origin", "after"},
+    "error": {"code", "message"},
+    "join_ca": {"ca_pem"},
+    "join": {"token", "key", "name", "peer", "proof"},
+    "join_ok": {"cert_pem", "cluster", "cluster_name", "members"},
+}
+
+
+def encode_message(message: Message) -> bytes:
+    doc: dict[str, Any]
+    match message:
+        case Hello():
+            doc = {
+                "type": "hello",
+                "version": message.version,
+                "cluster": message.cluster,
+                "node": message.node,
+                "vv": message.vv,
+                "merkle_root": message.merkle_root,
+            }
+        case Events():
+            wires = [base64.b64encode(e.to_wire()).decode() for e in message.events]
+            doc = {"type": "events", "events": wires}
+        case Ping():
+            doc = {"type": "ping", "vv": message.vv}
+        case Pong():
+            doc = {"type": "pong", "vv": message.vv}
+        case Pull():
+            doc = {"type": "pull", "origin": message.origin, "after": message.after}
+        case Error():
+            doc = {"type": "error", "code": message.code, "message": message.message}
+        case JoinCa():
+            doc = {"type": "join_ca", "ca_pem": message.ca_pem}
+        case Join():
+            doc = {
+                "type": "join",
+                "token": message.token,
+                "key": message.key,
+                "name": message.name,
+                "peer": message.peer,
+                "proof": message.proof,
+            }
+        case JoinOk():
+            doc = {
+                "type": "join_ok",
+                "cert_pem": message.cert_pem,
+                "cluster": message.cluster,
+                "cluster_name": message.cluster_name,
+                "members": message.members,
+            }
+    return canonical_json(doc)
+
+
+def decode_message(payload: bytes) -> Message:
+    """Parse one frame's payload; MessageError for anything malformed."""
+    try:
+        doc = parse_canonical(payload)
+    except CanonicalError as exc:
+        raise MessageError(f"message is not canonical JSON: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
+        raise MessageError("message must be an object with a type")
+    kind = doc["type"]
+    if kind not in _FIELDS:
+        raise MessageError(f"unknown message type {kind!r}")
+    if set(doc) - {"type"} != _FIELDS[kind]:
+        raise MessageError(f"{kind} must have exactly the fields {sorted(_FIELDS[kind])}")
+    match kind:
+        case "hello":
+            version = doc["version"]
+            if not isinstance(version, int) or isinstance(version, bool):
+                raise MessageError("hello.version must be an integer")
+            root = _str(doc, "merkle_root")
+            if len(root) != 64:
+                raise MessageError("hello.merkle_root must be 64 hex digits")
+            return Hello(
+                version,
+                _str(doc, "cluster"),
+                _node_id(doc, "node"),
+                _vv(doc["vv"], "hello.vv"),
+                root,
+            )
+        case "events":
+            wires = doc["events"]
+            if not isinstance(wires, list) or len(wires) > MAX_EVENTS_PER_MESSAGE:
+                raise MessageError(f"events must be a list of at most {MAX_EVENTS_PER_MESSAGE}")
+            events = []
+            for wire in wires:
+                try:
+                    events.append(decode_event(base64.b64decode(wire, validate=True)))
+                except (TypeError, binascii.Error):
+                    raise MessageError("an event is not base64") from None
+                except EventError as exc:
+                    raise MessageError(f"bad event: {exc}") from None
+            return Events(events)
+        case "ping" | "pong":
+            vv = _vv(doc["vv"], f"{kind}.vv")
+            return Ping(vv) if kind == "ping" else Pong(vv)
+        case "pull":
+            after = doc["after"]
+            if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+                raise MessageError("pull.after must be a sequence number")
+            return Pull(_node_id(doc, "origin"), after)
+        case "error":
+            return Error(_str(doc, "code"), _str(doc, "message"))
+        case "join_ca":
+            return JoinCa(_str(doc, "ca_pem"))
+        case "join":
+            return Join(
+                _str(doc, "token"),
+                _node_id(doc, "key"),
+                _str(doc, "name"),
+                _str(doc, "peer"),
+                _str(doc, "proof"),
+            )
+        case _:
+            members = doc["members"]
+            if not isinstance(members, dict):
+                raise MessageError("join_ok.members must be an object")
+            return JoinOk(
+                _str(doc, "cert_pem"), _str(doc, "cluster"), _str(doc, "cluster_name"), members
+            )
+
+
+def check_hello(hello: Hello, cluster_id: str, certified_node: str) -> Error | None:
+    """The HELLO rules; an Error to send (and then close) when the peer breaks one."""
+    if hello.version != PROTOCOL_VERSION:
+        return Error("version", f"protocol version {hello.version} is not {PROTOCOL_VERSION}")
+    if hello.cluster != cluster_id:
+        return Error("wrong_cluster", "this node belongs to another cluster")
+    if hello.node != certified_node:
+        return Error("identity", "HELLO names a node other than the TLS certificate's key")
+    return None

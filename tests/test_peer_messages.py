@@ -1,0 +1,94 @@
+"""Peer messages: every kind round-trips, and malformed frames are MessageErrors."""
+
+import nacl.signing
+import pytest
+
+from protocol.canonical import canonical_json
+from protocol.clock import vv_missing
+from protocol.events import EventBody, node_id_of, sign_event
+from protocol.peer import (
+    PROTOCOL_VERSION,
+    Error,
+    Events,
+    Hello,
+    Join,
+    JoinCa,
+    JoinOk,
+    Message,
+    MessageError,
+    Ping,
+    Pong,
+    Pull,
+    check_hello,
+    decode_message,
+    encode_message,
+)
+
+KEY = nacl.signing.SigningKey.generate()
+ME = node_id_of(KEY.verify_key)
+EVENT = sign_event(
+    EventBody("c", ME, 1, {}, 1 << 16, "test", {"zone x.": {"gen": 0, "live": True, "ttl": 1}}),
+    KEY,
+)
+
+MESSAGES: list[Message] = [
+    Hello(PROTOCOL_VERSION, "c", ME, {ME: 3}, "0" * 64),
+    Events([EVENT, EVENT]),
+    Ping({ME: 1}),
+    Pong({}),
+    Pull(ME, 7),
+    Error("identity", "no"),
+    JoinCa("-----BEGIN CERTIFICATE-----"),
+    Join("tok", ME, "n2", "127.0.0.1:7054", "c2ln"),
+    JoinOk("pem", "c", "name", {ME: {"name": "n1", "peer": "127.0.0.1:7053"}}),
+]
+
+
+@pytest.mark.parametrize("message", MESSAGES, ids=lambda m: type(m).__name__)
+def test_round_trip(message: Message) -> None:
+    assert decode_message(encode_message(message)) == message
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        [],
+        {"type": "nope"},
+        {"type": "ping"},
+        {"type": "ping", "vv": {"x": 1}},
+        {"type": "ping", "vv": {ME: -1}},
+        {"type": "ping", "vv": {}, "extra": 1},
+        {"type": "pull", "origin": ME, "after": True},
+        {"type": "events", "events": ["!!!"]},
+        {"type": "events", "events": ["AAAA"]},
+        {"type": "hello", "version": 1, "cluster": "c", "node": "x", "vv": {}, "merkle_root": ""},
+    ],
+)
+def test_malformed_messages(doc: object) -> None:
+    with pytest.raises(MessageError):
+        decode_message(canonical_json(doc))
+
+
+def test_non_canonical_bytes_are_refused() -> None:
+    with pytest.raises(MessageError):
+        decode_message(b'{"vv": {}, "type": "ping"}')
+
+
+def test_hello_rules() -> None:
+    good = Hello(PROTOCOL_VERSION, "c", ME, {}, "0" * 64)
+    assert check_hello(good, "c", ME) is None
+    assert check_hello(good, "other", ME) == Error(
+        "wrong_cluster", "this node belongs to another cluster"
+    )
+    other = node_id_of(nacl.signing.SigningKey.generate().verify_key)
+    error = check_hello(good, "c", other)
+    assert error is not None and error.code == "identity"
+    old = Hello(0, "c", ME, {}, "0" * 64)
+    error = check_hello(old, "c", ME)
+    assert error is not None and error.code == "version"
+
+
+def test_vv_missing() -> None:
+    assert vv_missing({"a": 5, "b": 2}, {"a": 3, "b": 2, "c": 9}) == {"a": 3}
+    assert vv_missing({"a": 1}, {}) == {"a": 0}
+    assert vv_missing({}, {"a": 1}) == {}
