@@ -77,6 +77,9 @@ class Replica:
             want = expected.get(body.origin, 0) + 1
             if body.seq != want:
                 raise EventError(f"event seq {body.seq} from {body.origin[:12]}, expected {want}")
+            behind = [o for o, seq in body.vv.items() if expected.get(o, 0) < seq]
+            if behind:  # causal delivery: its past must be applied first
+                raise EventError(f"event from {body.origin[:12]} depends on events not yet applied")
             expected[body.origin] = body.seq
         plan = self.registers.plan(events)
         dead = self.materialiser.dead_keys(plan.changes)

@@ -96,3 +96,9 @@ def test_groups_apply_whole_or_not_at_all(state: NodeState) -> None:
     state.replica.apply([first, second])
     assert state.replica.registers.value(zone_key("y.test.")) == ZONE_VALUE
     assert state.replica.vv[node_id_of(me.verify_key)] == second.body.seq
+
+
+def test_event_whose_causal_past_is_missing_is_refused(state: NodeState) -> None:
+    other = nacl.signing.SigningKey.generate()
+    ahead = {**state.replica.vv, node_id_of(other.verify_key): 3}
+    _refused(state, [_event(state, vv=ahead)], "not yet applied")
