@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import threading
 import time
@@ -233,10 +234,25 @@ class RecordLineCounter:
 
     def _line(self, line: bytes) -> None:
         content = line.strip()
+        if self._depth == 0 and content.upper().startswith(b"$GENERATE"):
+            self.records += _generate_count(content)
         starts_record = self._depth == 0 and content != b"" and not content.startswith((b";", b"$"))
         self.records += starts_record
         if b"(" in line or b")" in line:
             self._depth = max(0, self._depth + _paren_balance(line))
+
+
+_GENERATE_RANGE = re.compile(rb"\$GENERATE\s+(\d+)-(\d+)(?:/(\d+))?\s", re.IGNORECASE)
+
+
+def _generate_count(line: bytes) -> int:
+    """How many records a $GENERATE line makes (BIND's start-stop[/step] range)."""
+    match = _GENERATE_RANGE.match(line + b" ")
+    if match is None:
+        return 0
+    start, stop = int(match.group(1)), int(match.group(2))
+    step = int(match.group(3) or 1)
+    return 0 if stop < start or step == 0 else (stop - start) // step + 1
 
 
 def _paren_balance(line: bytes) -> int:
@@ -295,12 +311,13 @@ class ImportProgress:
     def __enter__(self) -> ImportProgress:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
         """Stop the ticker once the node has answered (or the request failed)."""
         self._answered.set()
         if self._ticker.is_alive():
             self._ticker.join()
-            self._console.progress(f"{self._waiting} done", final=True)
+            outcome = "done" if kind is None else "failed"
+            self._console.progress(f"{self._waiting} {outcome}", final=True)
 
     def _tick(self) -> None:
         """While the node works, show that it does: elapsed seconds, never silence."""

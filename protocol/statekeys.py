@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+import dns.exception
 import dns.name
 import dns.rdata
 import dns.rdatatype
@@ -94,10 +95,9 @@ def parse_key(text: str) -> StateKey:
         raise StateKeyError(f"bad state key {text!r}")
     if kind in ("zone", "member", "token", "setting"):
         return StateKey(kind, parts[1])
-    try:
-        gen = int(parts[2])
-    except ValueError:
-        raise StateKeyError(f"bad generation in state key {text!r}") from None
+    if not _GEN.fullmatch(parts[2]):
+        raise StateKeyError(f"bad generation in state key {text!r}")
+    gen = int(parts[2])
     if kind == "serial":
         return StateKey("serial", parts[1], gen, extra=parts[3])
     extra = parts[5] if kind == "rr" else ""
@@ -138,7 +138,7 @@ def setting_key(name: str) -> str:
 
 _NAME = re.compile(r"(?:[^ .]+\.)+|\.")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_TYPE = re.compile(r"[A-Z][A-Z0-9-]*")
+_GEN = re.compile(r"0|[1-9][0-9]{0,17}")
 _DIGEST = re.compile(r"[0-9a-f]{32}")
 
 
@@ -196,19 +196,43 @@ _VALUE_SHAPES: dict[str, list[dict[str, Check]]] = {
 _NULLABLE = frozenset({"rr", "ttl", "rrset"})
 
 
+def _is_name(text: str) -> bool:
+    """Absolute canonical presentation text of a valid name (labels ≤ 63, name ≤ 255).
+
+    The quick test is exact for names without escapes; anything else gets a full parse.
+    """
+    if not _NAME.fullmatch(text):
+        return False
+    quick = "\\" not in text and text == text.lower() and len(text) <= 254
+    if quick and all(len(x) <= 63 for x in text.split(".")):
+        return True
+    try:
+        return name_text(dns.name.from_text(text)) == text
+    except dns.exception.DNSException:
+        return False
+
+
+def _is_type(text: str) -> bool:
+    """A type's mnemonic (or TYPEnnn) exactly as dnspython writes it."""
+    try:
+        return type_text(dns.rdatatype.from_text(text)) == text
+    except dns.exception.DNSException:
+        return False
+
+
 def check_write(key: str, value: object) -> None:
     """Refuse a write whose key or value is not of a known shape, before it is applied.
 
-    Names are checked by form only (absolute presentation text without spaces); the zone
-    code that reads them still treats a name or rdata it cannot parse as absent.
+    Rdata text is not parsed here (that would double the cost of a large import); the zone
+    code that reads it treats rdata it cannot parse as absent.
     """
     parsed = parse_key(key)
     names = [parsed.zone] if parsed.kind in ("zone", "rr", "ttl", "rrset", "serial") else []
     if parsed.owner:
         names.append(parsed.owner)
-    if not all(_NAME.fullmatch(n) for n in names):
+    if not all(_is_name(n) for n in names):
         raise StateKeyError(f"bad name in state key {key!r}")
-    if parsed.rdtype and not _TYPE.fullmatch(parsed.rdtype):
+    if parsed.rdtype and not _is_type(parsed.rdtype):
         raise StateKeyError(f"bad type in state key {key!r}")
     if parsed.kind == "rr" and not _DIGEST.fullmatch(parsed.extra):
         raise StateKeyError(f"bad digest in state key {key!r}")

@@ -105,3 +105,27 @@ def test_token_revoke_honours_if_match(node: NodeProcess) -> None:
         ).status_code
         == 401
     )
+
+
+def test_write_answers_carry_the_etag_of_the_resource(node: NodeProcess, zone: str) -> None:
+    with node.client() as c:
+        change = {"op": "put", "name": "chain", "type": "A", "ttl": 60, "records": ["192.0.2.4"]}
+        first = c.patch(f"/api/v1/zones/{zone}/rrsets", json={"changes": [change]})
+        assert first.headers["ETag"] == c.get(f"/api/v1/zones/{zone}").headers["ETag"]
+        change["records"] = ["192.0.2.5"]
+        chained = c.patch(
+            f"/api/v1/zones/{zone}/rrsets",
+            json={"changes": [change]},
+            headers={"If-Match": first.headers["ETag"]},
+        )
+        assert chained.status_code == 200, chained.text
+        made = c.post("/api/v1/tokens", json={"name": "tagged", "role": "reader"})
+        assert made.headers["ETag"] == c.get(f"/api/v1/tokens/{made.json()['id']}").headers["ETag"]
+
+
+def test_not_modified_has_no_body_headers(node: NodeProcess, zone: str) -> None:
+    with node.client() as c:
+        etag = c.get(f"/api/v1/zones/{zone}").headers["ETag"]
+        cached = c.get(f"/api/v1/zones/{zone}", headers={"If-None-Match": etag})
+    assert cached.status_code == 304
+    assert "content-type" not in cached.headers

@@ -482,3 +482,27 @@ def test_usage_errors_exit_2_without_contacting_the_node(argv: list[str], messag
     assert message in result.err
     assert result.err.count("\n") == 1
     assert node.requests == []
+
+
+def test_generate_lines_count_their_records() -> None:
+    from ctl.main import RecordLineCounter
+
+    counter = RecordLineCounter()
+    counter.feed(
+        b"$ORIGIN x.\n$GENERATE 1-20 host-$ A 198.51.100.$\n$generate 0-9/2 h$ A 1.2.3.4\n"
+    )
+    counter.feed(b"www A 1.2.3.4\n")
+    assert counter.finish() == 20 + 5 + 1
+
+
+def test_failed_import_does_not_say_done(tmp_path: Path) -> None:
+    zone_file = tmp_path / "bad.zone"
+    zone_file.write_bytes(b"@ 300 SOA ns1 host 1 2 3 4 5\nbad A nope\n")
+    error = {"error": {"code": "zonefile_error", "message": "bad address", "line": 2}}
+    result = ctl(
+        ["zone", "import", "bad.example", str(zone_file)], FakeNode(httpx.Response(400, json=error))
+    )
+    assert result.status == 1
+    lines = result.err.splitlines()
+    assert lines[-2] == "importing 2 records... failed"
+    assert lines[-1].startswith("peer53ctl: error: zonefile_error")

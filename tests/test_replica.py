@@ -102,3 +102,18 @@ def test_event_whose_causal_past_is_missing_is_refused(state: NodeState) -> None
     other = nacl.signing.SigningKey.generate()
     ahead = {**state.replica.vv, node_id_of(other.verify_key): 3}
     _refused(state, [_event(state, vv=ahead)], "not yet applied")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "rr x.test. 0 www.x.test. FOO " + "0" * 32,
+        "rr x.test. 0 " + "a" * 64 + ".x.test. A " + "0" * 32,
+        "ttl x.test. -1 www.x.test. A",
+        "ttl x.test. 1_0 www.x.test. A",
+        "ttl x.test. 0 www.x.test. a",
+    ],
+)
+def test_keys_that_could_not_be_served_are_refused(state: NodeState, key: str) -> None:
+    value = {"ttl": 60} if key.startswith("ttl") else {"rdata": "192.0.2.1"}
+    _refused(state, [_event(state, writes={key: value})], "bad")

@@ -21,6 +21,10 @@ CurrentEtags = Callable[[], Collection[str] | None]
 
 
 def zone_name(text: str) -> dns.name.Name:
+    if not text.strip():
+        raise bad_request(
+            "invalid_name", "a zone name must not be empty ('.' is the root)", field="name"
+        )
     try:
         name = dns.name.from_text(text)
     except dns.exception.DNSException as exc:

@@ -16,11 +16,17 @@ def json_response(doc: Any, status: int = 200) -> Response:
     return response
 
 
+def _not_modified() -> Response:
+    response = Response("", status=304)
+    del response.headers["Content-Type"]  # a 304 has no body to describe
+    return response
+
+
 def read_response(doc: dict[str, Any]) -> Response:
     """A GET answer with its ETag; 304 when the client's If-None-Match is current."""
     etag = etag_of_doc(doc)
     if not_modified(request.headers.get("If-None-Match"), etag):
-        response = Response("", status=304)
+        response = _not_modified()
     else:
         response = json_response(doc)
     response.headers["ETag"] = etag
@@ -30,17 +36,19 @@ def read_response(doc: dict[str, Any]) -> Response:
 def text_response(text: str, content_type: str) -> Response:
     etag = etag_of_bytes(text.encode())
     if not_modified(request.headers.get("If-None-Match"), etag):
-        response = Response("", status=304)
+        response = _not_modified()
     else:
         response = Response(text, content_type=content_type)
     response.headers["ETag"] = etag
     return response
 
 
-def written(doc: dict[str, Any], status: int) -> Response:
-    """A write's answer carries the new ETag, so the client can chain If-Match writes."""
+def written(doc: dict[str, Any], status: int, resource: dict[str, Any] | None = None) -> Response:
+    """A write's answer carries the resource's new ETag (the one a GET would give), so the
+    client can chain If-Match writes. ``resource`` is that GET document when the answer's
+    body is something else (an import report, a batch summary, a token with its secret)."""
     response = json_response(doc, status)
-    response.headers["ETag"] = etag_of_doc(doc)
+    response.headers["ETag"] = etag_of_doc(doc if resource is None else resource)
     return response
 
 

@@ -10,13 +10,13 @@ from collections.abc import Collection
 from quart import Response, request
 
 from node.api.bodies import STR, STRINGS_OR_NULL, parse_json_object
-from node.api.context import ApiContext
+from node.api.context import ApiContext, zone_name
 from node.api.documents import etag_of_doc, token_doc
 from node.api.errors import ApiError, bad_request, not_found
 from node.api.http_server import Peer53Quart
 from node.api.responses import no_content, read_response, request_body, written
 from node.tokens import TokenError, create_token, revoke_token, tokens
-from protocol.statekeys import token_key
+from protocol.statekeys import name_text, token_key
 
 
 def add_token_routes(app: Peer53Quart, api: ApiContext) -> None:
@@ -46,7 +46,7 @@ def add_token_routes(app: Peer53Quart, api: ApiContext) -> None:
         )
         zones = body.get("zones")
         if zones is not None:
-            zones = [z if z.endswith(".") else z + "." for z in (z.lower() for z in zones)]
+            zones = [name_text(zone_name(z)) for z in zones]
         try:
             token, writes = create_token(body["name"], body["role"], zones)
         except TokenError as exc:
@@ -54,8 +54,8 @@ def add_token_routes(app: Peer53Quart, api: ApiContext) -> None:
         await api.write("token.create", lambda: writes, tokens_etags)
         value = registers.value(token_key(token.id))
         assert isinstance(value, dict)
-        doc = {**token_doc(token.id, value), "token": token.secret_text}
-        return written(doc, 201)
+        resource = token_doc(token.id, value)
+        return written({**resource, "token": token.secret_text}, 201, resource=resource)
 
     @app.get("/api/v1/tokens/<token_id>")
     async def get_token(token_id: str) -> Response:

@@ -121,12 +121,9 @@ def add_zone_routes(app: Peer53Quart, api: ApiContext) -> None:
             lambda: zone_etags(zone),
         )
         imported = {"rrsets": len(rrsets), "records": sum(len(r) for r in rrsets)}
-        doc = {
-            "zone": zone_doc(api.zone(origin.to_text())),
-            "imported": imported,
-            "events": len(events),
-        }
-        return written(doc, 200 if existed else 201)
+        served = zone_doc(api.zone(origin.to_text()))
+        doc = {"zone": served, "imported": imported, "events": len(events)}
+        return written(doc, 200 if existed else 201, resource=served)
 
     @app.delete("/api/v1/zones/<zone>")
     async def delete_zone(zone: str) -> Response:
@@ -164,7 +161,8 @@ def add_zone_routes(app: Peer53Quart, api: ApiContext) -> None:
             return editor.change_rrsets(origin, changes)
 
         await api.write("rrset.batch", writes, lambda: zone_etags(zone))
-        return written({"zone": zone_doc(api.zone(zone)), "changes": len(changes)}, 200)
+        served = zone_doc(api.zone(zone))
+        return written({"zone": served, "changes": len(changes)}, 200, resource=served)
 
     @app.get("/api/v1/zones/<zone>/rrsets/<name>/<rtype>")
     async def get_rrset(zone: str, name: str, rtype: str) -> Response:
@@ -231,7 +229,8 @@ def parse_batch(origin: dns.name.Name, items: list[dict[str, Any]]) -> ZoneChang
             raise bad_request("invalid_op", f'{where}.op must be "put" or "delete"', field=where)
         if set(item) != fields[op]:
             extra = sorted(set(item) - fields[op])
-            code, what = ("unknown_field", extra[0]) if extra else ("missing_field", "fields")
+            missing = sorted(fields[op] - set(item))
+            code, what = ("unknown_field", extra[0]) if extra else ("missing_field", missing[0])
             raise bad_request(
                 code,
                 f"{where}: a {op} takes exactly {', '.join(sorted(fields[op]))}",
