@@ -9,7 +9,7 @@ the commit fails nothing in memory has moved, so a failed write leaves no trace.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from node.registers import Plan, Register, Registers
@@ -47,9 +47,9 @@ class Replica:
         value = self.registers.value(member_key(node_id))
         return isinstance(value, dict) and value.get("status") == "active"
 
-    def _check_origin(self, event: SignedEvent) -> None:
+    def _check_origin(self, event: SignedEvent, joined: set[str]) -> None:
         body = event.body
-        if self.is_member(body.origin):
+        if body.origin in joined or self.is_member(body.origin):
             return
         genesis = (
             body.seq == 1
@@ -62,13 +62,14 @@ class Replica:
     def prepare(self, events: Sequence[SignedEvent]) -> Prepared:
         """Check events in order; raise EventError for the first one that must be refused."""
         expected = dict(self.vv)
+        joined: set[str] = set()  # members made active by earlier events of this batch
         _check_groups(events)
         for event in events:
             body = event.body
             if body.cluster != self.cluster_id:
                 raise EventError("event for another cluster")
             verify_signature(event)
-            self._check_origin(event)
+            self._check_origin(event, joined)
             for key, value in body.writes.items():
                 try:
                     check_write(key, value)
@@ -81,6 +82,7 @@ class Replica:
             if behind:  # causal delivery: its past must be applied first
                 raise EventError(f"event from {body.origin[:12]} depends on events not yet applied")
             expected[body.origin] = body.seq
+            joined.update(_members_added(body.writes))
         plan = self.registers.plan(events)
         dead = self.materialiser.dead_keys(plan.changes)
         live = {k: r for k, r in plan.changes.items() if k not in dead}
@@ -122,3 +124,13 @@ def _check_groups(events: Sequence[SignedEvent]) -> None:
         if any(e.body.group is not None and e.body.group.size != group.size for e in members):
             raise EventError(f"event group {group.id} has inconsistent sizes")
         index += group.size
+
+
+def _members_added(writes: Mapping[str, object]) -> Iterator[str]:
+    for key, value in writes.items():
+        if (
+            key.startswith("member ")
+            and isinstance(value, dict)
+            and value.get("status") == "active"
+        ):
+            yield key[len("member ") :]
