@@ -21,7 +21,8 @@ from node.api.app import create_app
 from node.api.http_server import serve_http
 from node.api.metrics import MetricsSources
 from node.config import Address, NodeConfig
-from node.dns.query import AnswerConfig, ServerIdentity, respond
+from node.dns.cache import AnswerCache
+from node.dns.query import AnswerConfig, ServerIdentity
 from node.dns.server import ListenerStats, TcpServer, bind_udp, serve_udp
 from node.service import NodeState
 
@@ -102,11 +103,8 @@ async def _watch_signals(stop: trio.Event) -> None:
 async def _serve(state: NodeState, stop: trio.Event) -> None:
     addresses = state.config.addresses()
     config = answer_config(state.config)
-    zones = state.replica.zones
-
-    def responder(wire: bytes, tcp: bool) -> bytes | None:
-        return respond(wire, zones, config, tcp=tcp)
-
+    cache = AnswerCache(state.replica.zones, config)
+    responder = cache.respond
     stats = ListenerStats()
     udp, tcp_listeners, dns_port = await bind_dns(addresses["dns"])
     tcp = TcpServer(

@@ -20,6 +20,7 @@ from node.dns.fastpath import (
     Serial,
     StoredResponse,
     find_serial,
+    has_plain_name,
     read_query,
 )
 from node.dns.query import AnswerConfig, respond
@@ -53,7 +54,11 @@ def wire_of(
 
 
 def read(wire: bytes, *, tcp: bool = False) -> tuple[tuple[bytes, int], int] | None:
-    return read_query(wire, tcp=tcp, udp_payload=UDP_PAYLOAD)
+    """The key, if the fast path takes the query: ``read_query``, and the name checked."""
+    parsed = read_query(wire, tcp, UDP_PAYLOAD)
+    if parsed is None or not has_plain_name(wire, parsed[1]):
+        return None
+    return parsed
 
 
 def with_byte(wire: bytes, at: int, value: int) -> bytes:
@@ -63,12 +68,18 @@ def with_byte(wire: bytes, at: int, value: int) -> bytes:
 # --- what the fast path accepts, and its key ---
 
 
-def test_plain_query_key_is_the_lower_cased_question() -> None:
+def test_plain_query_key_is_the_lower_cased_name() -> None:
     parsed = read(wire_of("WwW.Edge.EXAMPLE."))
     assert parsed is not None
-    (question, _), end = parsed
-    assert question == b"\x03www\x04edge\x07example\x00\x00\x01\x00\x01"
+    (name, _), end = parsed
+    assert name == b"\x03www\x04edge\x07example\x00"
     assert end == len(wire_of())
+    assert parsed == read(wire_of("www.edge.example."))
+
+
+def test_type_and_class_bytes_are_not_lower_cased() -> None:
+    # HTTPS is type 65 (0x41, "A"); lower-casing it would give type 97 (0x61, "a").
+    assert read(wire_of(qtype="HTTPS")) != read(wire_of(qtype="TYPE97"))
 
 
 def test_key_tells_apart_what_changes_the_response() -> None:
@@ -97,7 +108,7 @@ def test_rd_cd_ad_and_the_id_do_not_change_the_key() -> None:
 
 def test_cookie_and_unknown_options_are_ignored_like_the_full_path_does() -> None:
     cookie = dns.edns.CookieOption(b"12345678", b"")
-    unknown = dns.edns.GenericOption(65001, b"\x01\x02")
+    unknown = dns.edns.GenericOption(dns.edns.OptionType.make(65001), b"\x01\x02")
     padding = dns.edns.GenericOption(dns.edns.OptionType.PADDING, b"\x00" * 8)
     assert read(wire_of(edns=0, options=[cookie, unknown, padding])) == read(wire_of(edns=0))
 
@@ -223,25 +234,41 @@ QUERIES = [
 ]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(
     index=st.integers(0, len(QUERIES) - 1),
     edits=st.lists(st.tuples(st.integers(0, 80), st.integers(0, 255)), max_size=3),
+    cut=st.integers(0, 3),
     tcp=st.booleans(),
 )
 def test_mutated_queries_get_the_full_path_response(
-    zones: ZoneTable, index: int, edits: list[tuple[int, int]], tcp: bool
+    zones: ZoneTable, index: int, edits: list[tuple[int, int]], cut: int, tcp: bool
 ) -> None:
-    """Whatever the bytes, a cached response (on a miss, then on a hit) is the full path's."""
-    wire = bytearray(QUERIES[index])
+    """Whatever the bytes, the cache sends the full path's response: on a miss, on a hit,
+    and when the unmutated query's response is stored (a mutant must not match it)."""
+    original = QUERIES[index]
+    wire = bytearray(original[: len(original) - cut])
     for at, value in edits:
         if at < len(wire):
             wire[at] = value
     query = bytes(wire)
     cache = AnswerCache(zones, CONFIG)
+    cache.respond(original, tcp)
     expected = respond(query, zones, CONFIG, tcp=tcp)
     assert cache.respond(query, tcp) == expected
     assert cache.respond(query, tcp) == expected
+
+
+def test_unchecked_names_are_never_served_from_the_cache(zones: ZoneTable) -> None:
+    """``read_query`` skips the label walk; a key it gives for a query whose name is not
+    plain must not be stored, or match a stored key."""
+    cache = AnswerCache(zones, CONFIG)
+    plain = wire_of()
+    compressed = plain[:12] + b"\x03www\xc0\x10" + plain[-4:]
+    for wire in (plain, plain + b"\x00", compressed, compressed):
+        assert cache.respond(wire, False) == respond(wire, zones, CONFIG, tcp=False)
+    stats = cache.statistics()
+    assert (stats.entries, stats.misses, stats.bypassed) == (1, 1, 3)
 
 
 def test_ignored_options_are_served_from_the_cache(zones: ZoneTable) -> None:

@@ -8,6 +8,8 @@ sampled: one query in ``SAMPLE_EVERY`` is timed, into fixed buckets.
 from __future__ import annotations
 
 import bisect
+import copy
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 SAMPLE_EVERY = 64
@@ -27,6 +29,10 @@ LATENCY_BUCKETS_NS = (
 """Upper bounds of the latency buckets, in nanoseconds; one more bucket holds the rest."""
 
 
+Pending = tuple[bool, int, int, int]
+"""Counts of one kind kept elsewhere: over TCP, query type, rcode, how many."""
+
+
 @dataclass(frozen=True)
 class QueryStatistics:
     udp: int
@@ -43,7 +49,7 @@ class QueryStatistics:
 
 
 class QueryCounters:
-    """Counts every query; times one in ``SAMPLE_EVERY``."""
+    """Counts queries answered; the caller samples which ones to time."""
 
     def __init__(self) -> None:
         self.udp = 0
@@ -53,40 +59,37 @@ class QueryCounters:
         self.qtypes: dict[int, int] = {}
         self.latency_counts = [0] * (len(LATENCY_BUCKETS_NS) + 1)
         self.latency_sum_ns = 0
-        self._until_sample = SAMPLE_EVERY
 
-    def count(self, tcp: bool, qtype: int | None, rcode: int | None) -> None:
-        """One query; None for a question that could not be read, or for no response."""
+    def count(self, tcp: bool, qtype: int | None, rcode: int | None, times: int = 1) -> None:
+        """``times`` queries; None for a question that could not be read, or no response."""
         if tcp:
-            self.tcp += 1
+            self.tcp += times
         else:
-            self.udp += 1
+            self.udp += times
         if qtype is not None:
-            self.qtypes[qtype] = self.qtypes.get(qtype, 0) + 1
+            self.qtypes[qtype] = self.qtypes.get(qtype, 0) + times
         if rcode is None:
-            self.dropped += 1
+            self.dropped += times
         else:
-            self.rcodes[rcode] = self.rcodes.get(rcode, 0) + 1
-
-    def sample_due(self) -> bool:
-        """True once every ``SAMPLE_EVERY`` calls: time this query."""
-        self._until_sample -= 1
-        if self._until_sample:
-            return False
-        self._until_sample = SAMPLE_EVERY
-        return True
+            self.rcodes[rcode] = self.rcodes.get(rcode, 0) + times
 
     def observe(self, elapsed_ns: int) -> None:
         self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS_NS, elapsed_ns)] += 1
         self.latency_sum_ns += elapsed_ns
 
-    def statistics(self) -> QueryStatistics:
+    def statistics(self, pending: Iterable[Pending] = ()) -> QueryStatistics:
+        """A snapshot, with ``pending`` counts added: ones kept elsewhere until now."""
+        totals = copy.copy(self)
+        totals.rcodes, totals.qtypes = dict(self.rcodes), dict(self.qtypes)
+        for tcp, qtype, rcode, times in pending:
+            if times:
+                totals.count(tcp, qtype, rcode, times)
         return QueryStatistics(
-            udp=self.udp,
-            tcp=self.tcp,
-            dropped=self.dropped,
-            rcodes=dict(self.rcodes),
-            qtypes=dict(self.qtypes),
+            udp=totals.udp,
+            tcp=totals.tcp,
+            dropped=totals.dropped,
+            rcodes=totals.rcodes,
+            qtypes=totals.qtypes,
             latency_buckets_ns=LATENCY_BUCKETS_NS,
             latency_counts=tuple(self.latency_counts),
             latency_sum_ns=self.latency_sum_ns,

@@ -17,9 +17,9 @@ which then goes to the full path in ``query.py`` (the reference behaviour):
   malformed: those go to the full path;
 - nothing after that.
 
-Its key is what the response depends on: the question bytes lower-cased (name, type and
-class), and a variant made of the transport, whether EDNS is used, the DO bit and the size
-limit that truncation is decided against.
+Its key is what the response depends on: the name bytes lower-cased, the type and class,
+and a variant made of the transport, whether EDNS is used, the DO bit and the size limit
+that truncation is decided against.
 
 ``StoredResponse.for_query`` then differs from a fresh rendering only in what it copies:
 
@@ -36,6 +36,9 @@ limit that truncation is decided against.
 
 from __future__ import annotations
 
+import functools
+import struct
+
 import dns.edns
 
 __all__ = [
@@ -45,11 +48,13 @@ __all__ = [
     "Serial",
     "StoredResponse",
     "find_serial",
+    "has_plain_name",
+    "is_tcp",
     "read_query",
 ]
 
 QuestionKey = tuple[bytes, int]
-"""The lower-cased question bytes, and the variant from ``read_query``."""
+"""The lower-cased name bytes, and an integer of the type, class and variant."""
 
 SERIAL_SENTINEL = 0x5E71A1ED
 """A serial a response is rendered with to find where the SOA serial lands in its bytes."""
@@ -57,12 +62,19 @@ SERIAL_SENTINEL = 0x5E71A1ED
 HEADER_SIZE = 12
 _MAX_NAME = 255
 _QUESTION_FIXED = 5  # the root label, then type and class
-_OPT_FIXED = 11  # root owner, type, class (payload), TTL (rcode, version, flags), rdlength
+_OPT_FIXED = 11
+_SMALLEST = HEADER_SIZE + _QUESTION_FIXED
 _MIN_UDP = 512
-_TCP_VARIANT = 0
+_TCP = 0  # the limit part of a variant, for TCP
+_VARIANT_BITS = 18  # limit (16 bits), EDNS, DO
+_VARIANT_MASK = (1 << _VARIANT_BITS) - 1
+_TYPE_CLASS = struct.Struct("!HH")
 _NO_OPT_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 _OPT_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x01"
-_OPT_START = b"\x00\x00\x29"  # root owner, type OPT
+_TYPE_CLASS_OPT = struct.Struct("!HHBHHBBHH")
+"""Question type and class, then OPT owner (root), type, payload, rcode, version, flags,
+rdlength."""
+_OPT_TYPE = 41
 _CD = 0x10  # in the fourth header byte
 _COOKIE = int(dns.edns.OptionType.COOKIE)
 _COOKIE_SIZES = frozenset({8, *range(16, 41)})  # client cookie, then none or 8-32 octets
@@ -74,11 +86,72 @@ _PARSED_OPTIONS = frozenset(
 """Options dnspython parses (and can reject); any other code is kept as opaque bytes."""
 
 
-def read_query(wire: bytes, *, tcp: bool, udp_payload: int) -> tuple[QuestionKey, int] | None:
-    """The key of a plain query and where its question ends; None for the full path."""
-    if len(wire) < HEADER_SIZE or wire[2] & 0xFE:
+def read_query(wire: bytes, tcp: bool, udp_payload: int) -> tuple[QuestionKey, int] | None:
+    """The key of a plain query and where its question ends; None for the full path.
+
+    Without EDNS options the question ends where the message (or its 11-byte OPT) ends, so
+    the name's labels are not walked here. A key found among stored responses was checked
+    when it was stored (``has_plain_name``), and bytes equal but for ASCII case have the
+    same label lengths, which are all below 64. Check before storing a new key.
+    """
+    size = len(wire)
+    if size < _SMALLEST or wire[2] & 0xFE:
         return None
     counts = wire[4:12]
+    if counts == _NO_OPT_COUNTS:
+        qtype, qclass = _TYPE_CLASS.unpack_from(wire, size - 4)
+        variant = _TCP if tcp else _MIN_UDP << 2
+        return _key(wire, size, qtype, qclass, variant), size
+    if counts != _OPT_COUNTS or size < _SMALLEST + _OPT_FIXED:
+        return None
+    end = size - _OPT_FIXED
+    qtype, qclass, owner, rdtype, payload, rcode, version, flags, length = (
+        _TYPE_CLASS_OPT.unpack_from(wire, end - 4)
+    )
+    if owner or rdtype != _OPT_TYPE or length:  # not an OPT without options at the end
+        found = _name_end(wire)
+        if found is None:
+            return None
+        end = found + _QUESTION_FIXED
+        if size < end + _OPT_FIXED:
+            return None
+        qtype, qclass, owner, rdtype, payload, rcode, version, flags, length = (
+            _TYPE_CLASS_OPT.unpack_from(wire, end - 4)
+        )
+        options = end + _OPT_FIXED
+        if owner or rdtype != _OPT_TYPE or options + length != size:
+            return None
+        if not _ignored_options(wire, options):
+            return None
+    if rcode or version:
+        return None
+    if tcp:
+        limit = _TCP
+    else:
+        limit = udp_payload if payload > udp_payload else payload
+        if limit < _MIN_UDP:
+            limit = _MIN_UDP
+    return _key(wire, end, qtype, qclass, limit << 2 | 2 | flags >> 15), end
+
+
+def _key(wire: bytes, end: int, qtype: int, qclass: int, variant: int) -> QuestionKey:
+    # Only the name is lower-cased: type and class bytes may look like ASCII letters.
+    return wire[HEADER_SIZE : end - 4].lower(), (qtype << 16 | qclass) << _VARIANT_BITS | variant
+
+
+def has_plain_name(wire: bytes, question_end: int) -> bool:
+    """Whether the question up to ``question_end`` is an uncompressed name of at most 255
+    octets, then type and class."""
+    found = _name_end(wire)
+    return found is not None and found + _QUESTION_FIXED == question_end
+
+
+def is_tcp(key: QuestionKey) -> bool:
+    return (key[1] & _VARIANT_MASK) >> 2 == _TCP
+
+
+def _name_end(wire: bytes) -> int | None:
+    """Where the question name's root label is, walking its labels; None if not plain."""
     end = HEADER_SIZE
     try:
         length = wire[end]
@@ -89,29 +162,7 @@ def read_query(wire: bytes, *, tcp: bool, udp_payload: int) -> tuple[QuestionKey
             length = wire[end]
     except IndexError:
         return None
-    if end - HEADER_SIZE >= _MAX_NAME:
-        return None
-    end += _QUESTION_FIXED
-    size = len(wire)
-    if counts == _NO_OPT_COUNTS:
-        if size != end:
-            return None
-        variant = _TCP_VARIANT if tcp else _MIN_UDP << 2
-    elif counts == _OPT_COUNTS:
-        opt = end
-        if wire[opt : opt + 3] != _OPT_START or wire[opt + 5 : opt + 7] != b"\x00\x00":
-            return None
-        options = opt + _OPT_FIXED
-        if size < options or size != options + int.from_bytes(wire[opt + 9 : options]):
-            return None
-        if options < size and not _ignored_options(wire, options):
-            return None
-        payload = int.from_bytes(wire[opt + 3 : opt + 5])
-        limit = 0 if tcp else max(_MIN_UDP, min(payload, udp_payload))
-        variant = limit << 2 | 2 | wire[opt + 7] >> 7
-    else:
-        return None
-    return (wire[HEADER_SIZE:end].lower(), variant), end
+    return None if end - HEADER_SIZE >= _MAX_NAME else end
 
 
 def _ignored_options(wire: bytes, start: int) -> bool:
@@ -146,7 +197,17 @@ class Serial:
 class StoredResponse:
     """A rendered response (ID 0, RD and CD clear) and what to copy into it per query."""
 
-    __slots__ = ("_heads", "_serial", "_tail", "_tail_end", "qtype", "question", "rcode")
+    __slots__ = (
+        "_heads",
+        "_serial",
+        "_tail",
+        "_tail_end",
+        "hits",
+        "qtype",
+        "question",
+        "rcode",
+        "seen",
+    )
 
     def __init__(
         self,
@@ -159,13 +220,13 @@ class StoredResponse:
         serial: Serial | None = None,
         exact_question: bool = False,
     ) -> None:
-        head = rendered[2:HEADER_SIZE]
-        self._heads = tuple(
-            bytes((head[0] | variant & 1, head[1] | (_CD if variant & 2 else 0))) + head[2:]
-            for variant in range(4)
-        )
+        self._heads = _heads(rendered[2:HEADER_SIZE])
         self.qtype = qtype
         self.rcode = rcode
+        self.hits = 0
+        """Times sent; the cache adds these to the query counters when it drops the response."""
+        self.seen = 0
+        """``hits`` when the cache last considered evicting this response."""
         self.question = rendered[HEADER_SIZE:question_end] if exact_question else None
         """The spelling this response is only valid for, or None for any spelling."""
         if serial_at is None or serial is None:
@@ -177,8 +238,12 @@ class StoredResponse:
             self._tail_end = rendered[serial_at + 4 :]
             self._serial = serial
 
+    def fits(self, wire: bytes, question_end: int) -> bool:
+        """Whether this response suits ``wire``, a query with the key it was stored under."""
+        return self.question is None or self.question == wire[HEADER_SIZE:question_end]
+
     def for_query(self, wire: bytes, question_end: int) -> bytes:
-        """The response to ``wire``, a query whose key this response was stored under."""
+        """The response to ``wire``, a query this response ``fits``."""
         head = self._heads[wire[2] & 1 | (wire[3] & _CD) >> 3]
         if self._serial is None:
             return b"".join((wire[:2], head, wire[HEADER_SIZE:question_end], self._tail))
@@ -192,6 +257,16 @@ class StoredResponse:
                 self._tail_end,
             )
         )
+
+
+@functools.lru_cache(maxsize=4096)
+def _heads(head: bytes) -> tuple[bytes, ...]:
+    """Header bytes 2-11 for each RD and CD a query may have; responses share them (there
+    are few distinct ones), which keeps each stored response small."""
+    return tuple(
+        bytes((head[0] | variant & 1, head[1] | (_CD if variant & 2 else 0))) + head[2:]
+        for variant in range(4)
+    )
 
 
 def find_serial(rendered: bytes, question_end: int) -> int | None:

@@ -1,8 +1,9 @@
 """From query bytes to response bytes: header checks, EDNS(0), dispatch and rendering.
 
-Theory of operation: the listeners hand every datagram or TCP message to ``respond`` and
-send back whatever bytes it returns (nothing at all for None). The checks run in the order
-a server can act on them:
+Theory of operation: the listeners hand every datagram or TCP message to ``respond`` (by
+way of ``cache.AnswerCache``, which keeps rendered responses) and send back whatever bytes
+it returns (nothing at all for None). ``reply_to`` stops short of rendering, so the cache
+can render a response its own way. The checks run in the order a server can act on them:
 
 1. Too short for a header, or QR set: silence (answering responses invites loops).
 2. Unparseable, or not exactly one question: FORMERR, echoing the ID, opcode, RD and CD

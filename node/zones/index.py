@@ -26,7 +26,7 @@ import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import dns.name
 import dns.rdataclass
@@ -108,6 +108,10 @@ class _RecordedNode(Mapping[dns.rdatatype.RdataType, dns.rrset.RRset]):
         self._reads.append((self._name, rdtype))
         return self._node[rdtype]
 
+    def get(self, rdtype: dns.rdatatype.RdataType, default: Any = None) -> Any:
+        self._reads.append((self._name, rdtype))
+        return self._node.get(rdtype, default)
+
     def __contains__(self, rdtype: object) -> bool:
         if not isinstance(rdtype, int):
             return False
@@ -136,25 +140,31 @@ class Zone:
     def node(self, name: dns.name.Name) -> RRsets | None:
         """The RRsets owned by ``name``, or None when it owns none."""
         node = self._rrsets.get(name)
-        hooks = self._hooks
-        if hooks is None or hooks.reads is None:
+        reads = self._reads()
+        if reads is None:
             return node
-        hooks.reads.append((name, Facet.NODE))
-        return None if node is None else _RecordedNode(name, node, hooks.reads)
+        reads.append((name, Facet.NODE))
+        return None if node is None else _RecordedNode(name, node, reads)
 
     def get(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> dns.rrset.RRset | None:
-        hooks = self._hooks
-        if hooks is not None and hooks.reads is not None:
-            hooks.reads.append((name, rdtype))
+        reads = self._reads()
+        if reads is not None:
+            reads.append((name, rdtype))
         node = self._rrsets.get(name)
         return None if node is None else node.get(rdtype)
 
     def exists(self, name: dns.name.Name) -> bool:
         """True for names with data and for empty non-terminals."""
-        hooks = self._hooks
-        if hooks is not None and hooks.reads is not None:
-            hooks.reads.append((name, Facet.EXISTS))
+        reads = self._reads()
+        if reads is not None:
+            reads.append((name, Facet.EXISTS))
         return name in self._below
+
+    def _reads(self) -> list[Read] | None:
+        """The read log, if one is open. Read once per call: write validation reads zones
+        from a worker thread, and the log may close meanwhile (its reads only add to it)."""
+        hooks = self._hooks
+        return None if hooks is None else hooks.reads
 
     def put(self, rrset: dns.rrset.RRset) -> None:
         """Store ``rrset`` whole, replacing any RRset of the same owner and type."""
