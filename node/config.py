@@ -62,6 +62,7 @@ class DnsConfig:
     udp_payload: int = 1232
     tcp_idle_timeout: int = 10
     tcp_max_connections: int = 256
+    cache_entries: int = 50_000  # rendered responses kept; about 2 KB each
     nsid: str = ""
     id_server: str | None = None  # None: the node name
     hostname_bind: str | None = None  # None: the node name
@@ -122,6 +123,8 @@ def validate(config: NodeConfig) -> NodeConfig:
         raise ConfigError("[dns] tcp_idle_timeout must be 1-3600 seconds")
     if not 1 <= config.dns.tcp_max_connections <= 65535:
         raise ConfigError("[dns] tcp_max_connections must be 1-65535")
+    if not 1 <= config.dns.cache_entries <= 10_000_000:
+        raise ConfigError("[dns] cache_entries must be 1-10000000")
     if len(config.dns.nsid.encode()) > 128:
         raise ConfigError("[dns] nsid must be at most 128 bytes")
     return config

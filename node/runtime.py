@@ -103,7 +103,7 @@ async def _watch_signals(stop: trio.Event) -> None:
 async def _serve(state: NodeState, stop: trio.Event) -> None:
     addresses = state.config.addresses()
     config = answer_config(state.config)
-    cache = AnswerCache(state.replica.zones, config)
+    cache = AnswerCache(state.replica.zones, config, max_entries=state.config.dns.cache_entries)
     responder = cache.respond
     stats = ListenerStats()
     udp, tcp_listeners, dns_port = await bind_dns(addresses["dns"])
@@ -121,7 +121,7 @@ async def _serve(state: NodeState, stop: trio.Event) -> None:
                 api_host, api_port = await nursery.start(
                     partial(
                         serve_http,
-                        create_app(state, MetricsSources(state, stats)),
+                        create_app(state, MetricsSources(state, stats, cache)),
                         api.host,
                         api.port,
                         shutdown=stop,

@@ -48,3 +48,30 @@ def test_metrics_can_require_a_token(tmp_path_factory: pytest.TempPathFactory) -
             assert c.get("/metrics").status_code == 200
     finally:
         node.stop()
+
+
+def test_dns_and_cache_metrics(node: NodeProcess) -> None:
+    with node.client() as c:
+        if c.get("/api/v1/zones/cachemetrics.test").status_code == 404:
+            assert c.post("/api/v1/zones", json={"name": "cachemetrics.test"}).status_code == 201
+    before = _scrape(node)
+    query = dns.message.make_query("cachemetrics.test.", "SOA")
+    for _ in range(20):
+        node.query(query)
+    node.query(dns.message.make_query("nope.cachemetrics.test.", "A"), tcp=True)
+    after = _scrape(node)
+
+    def value(name: str, **labels: str) -> float:
+        return sum(v for lab, v in after[name] if all(lab.get(k) == x for k, x in labels.items()))
+
+    def old(name: str, **labels: str) -> float:
+        return sum(
+            v for lab, v in before.get(name, []) if all(lab.get(k) == x for k, x in labels.items())
+        )
+
+    assert value("peer53_dns_cache_hits_total") - old("peer53_dns_cache_hits_total") >= 19
+    assert value("peer53_dns_queries_total", transport="tcp") >= 1
+    assert value("peer53_dns_responses_total", rcode="NXDOMAIN") >= 1
+    assert value("peer53_dns_qtypes_total", qtype="SOA") >= 20
+    assert value("peer53_dns_cache_entries") >= 2
+    assert "peer53_dns_answer_seconds_bucket" in after

@@ -8,14 +8,23 @@ a scrape arrives.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 
+import dns.rcode
+import dns.rdatatype
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from node import __version__
+from node.dns.cache import AnswerCache
+from node.dns.counters import SAMPLE_EVERY
 from node.dns.server import ListenerStats
 from node.service import NodeState
 
@@ -36,7 +45,50 @@ class MetricsSources:
 
     state: NodeState
     listener: ListenerStats = field(default_factory=ListenerStats)
-    extra: list[Callable[[], Iterator[Metric]]] = field(default_factory=list)
+    cache: AnswerCache | None = None
+
+
+def dns_metrics(cache: AnswerCache) -> Iterator[Metric]:
+    queries = cache.query_statistics()
+    transport = CounterMetricFamily(
+        "peer53_dns_queries", "DNS messages answered, by transport", labels=["transport"]
+    )
+    transport.add_metric(["udp"], queries.udp)
+    transport.add_metric(["tcp"], queries.tcp)
+    yield transport
+    yield CounterMetricFamily(
+        "peer53_dns_dropped", "DNS messages given no answer (not queries)", value=queries.dropped
+    )
+    rcodes = CounterMetricFamily("peer53_dns_responses", "DNS responses by rcode", labels=["rcode"])
+    for rcode, n in sorted(queries.rcodes.items()):
+        rcodes.add_metric([dns.rcode.to_text(dns.rcode.Rcode.make(rcode))], n)
+    yield rcodes
+    qtypes = CounterMetricFamily("peer53_dns_qtypes", "DNS queries by type", labels=["qtype"])
+    for qtype, n in sorted(queries.qtypes.items()):
+        qtypes.add_metric([dns.rdatatype.to_text(dns.rdatatype.RdataType.make(qtype))], n)
+    yield qtypes
+    buckets, running = [], 0
+    for bound, count in zip(queries.latency_buckets_ns, queries.latency_counts, strict=False):
+        running += count
+        buckets.append((str(bound / 1e9), running))
+    running += queries.latency_counts[-1]
+    buckets.append(("+Inf", running))
+    yield HistogramMetricFamily(
+        "peer53_dns_answer_seconds",
+        f"Time to answer a query, sampled 1 in {SAMPLE_EVERY}",
+        buckets=buckets,
+        sum_value=queries.latency_sum_ns / 1e9,
+    )
+    stats = cache.statistics()
+    yield GaugeMetricFamily("peer53_dns_cache_entries", "Cached responses", value=stats.entries)
+    for name, value, text in (
+        ("hits", stats.hits, "Queries answered from a cached response"),
+        ("misses", stats.misses, "Queries the cache had no response for (one is stored)"),
+        ("bypassed", stats.bypassed, "Queries answered by the full path alone"),
+        ("invalidations", stats.invalidations, "Cached responses dropped by a change"),
+        ("evictions", stats.evictions, "Cached responses dropped to stay within the size"),
+    ):
+        yield CounterMetricFamily(f"peer53_dns_cache_{name}", text, value=value)
 
 
 class NodeCollector(Collector):
@@ -87,8 +139,8 @@ class NodeCollector(Collector):
                 f"DNS listener counter {item.name.replace('_', ' ')}",
                 value=getattr(listener, item.name),
             )
-        for extra in self.sources.extra:
-            yield from extra()
+        if self.sources.cache is not None:
+            yield from dns_metrics(self.sources.cache)
 
 
 def metrics_text(sources: MetricsSources, api: ApiCounters) -> tuple[bytes, str]:

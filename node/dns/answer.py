@@ -171,7 +171,9 @@ class _Resolution:
             node = zone.node(ancestor)
             if node is None:
                 continue
-            if RdataType.NS in node and ancestor != zone.origin:
+            # The origin test comes first: reading the apex NS would tie every cached
+            # answer in the zone to it.
+            if ancestor != zone.origin and RdataType.NS in node:
                 return _Referral(ancestor)
             dname = node.get(RdataType.DNAME)
             if dname is not None:
@@ -191,7 +193,7 @@ class _Resolution:
         node = self.zone.node(name)
         if node is None:
             return _End.NODATA
-        if RdataType.NS in node and name != self.zone.origin and self.qtype != RdataType.DS:
+        if name != self.zone.origin and self.qtype != RdataType.DS and RdataType.NS in node:
             return _Referral(name)
         cname = node.get(RdataType.CNAME)
         if cname is not None and self.qtype not in _NO_CHASE:
