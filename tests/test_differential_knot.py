@@ -32,6 +32,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
+from scripts.benchlib.servers import free_port
 from tests.nodeproc import NodeProcess
 from tests.zonefiles import ZONE_FILES, edge_zones
 
@@ -111,21 +112,6 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes:
             raise EOFError
         data += chunk
     return data
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (knotd cannot be told to pick one)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port: int = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port on 127.0.0.1")
 
 
 def knot_serves_all_zones(ask: Ask) -> bool:
