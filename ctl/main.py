@@ -31,6 +31,7 @@ from ctl.render import (
     field,
     items,
     render_import,
+    render_invites,
     render_rrsets,
     render_status,
     render_tokens,
@@ -168,6 +169,15 @@ def _emit(
 def cmd_invite_create(client: NodeClient, args: argparse.Namespace, console: Console) -> None:
     response = client.request("POST", "/api/v1/invites", json={"ttl": args.ttl})
     _emit(console, args, response, lambda body: f"{field(body, 'token')}\n")
+
+
+def cmd_invite_list(client: NodeClient, args: argparse.Namespace, console: Console) -> None:
+    _emit(console, args, client.request("GET", "/api/v1/invites"), render_invites)
+
+
+def cmd_invite_revoke(client: NodeClient, args: argparse.Namespace, console: Console) -> None:
+    response = client.request("DELETE", f"/api/v1/invites/{path_segment(args.jti)}")
+    console.out.write(response.text if args.json else f"revoked invite {args.jti}\n")
 
 
 def cmd_token_create(client: NodeClient, args: argparse.Namespace, console: Console) -> None:
@@ -424,6 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
     revoked = command(token, "revoke", cmd_token_revoke, "revoke an API token for ever")
     revoked.add_argument("id", metavar="ID", help="the token id (the part after 'p53.')")
     revoked.add_argument("--force", action="store_true", help="allow revoking the last admin token")
+
+    command(invite, "list", cmd_invite_list, "list invites: open, expired, used (by whom), revoked")
+    withdrawn = command(invite, "revoke", cmd_invite_revoke, "revoke an open invite for ever")
+    withdrawn.add_argument("jti", metavar="JTI", help="the invite's id (from invite list)")
 
     command(commands, "status", cmd_status, "cluster members, links and replication lag")
 

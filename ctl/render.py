@@ -81,6 +81,20 @@ def render_rrsets(rrsets: Iterable[Any]) -> str:
     return format_table(["NAME", "TYPE", "TTL", "RDATA"], rows)
 
 
+def render_invites(body: Any) -> str:
+    rows = (
+        [
+            cell(field(invite, "jti")),
+            short_id(field(invite, "issuer")),
+            cell(field(invite, "expires")),
+            cell(field(invite, "status")),
+            short_id(invite.get("used_by")) if invite.get("used_by") else NONE,
+        ]
+        for invite in items(body, "invites")
+    )
+    return format_table(["JTI", "ISSUER", "EXPIRES", "STATUS", "USED BY"], rows)
+
+
 def render_tokens(body: Any) -> str:
     rows = (
         [

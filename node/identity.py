@@ -99,13 +99,17 @@ class ClusterCA:
         )
 
     def pin(self) -> str:
-        """kubeadm's pin format: SHA-256 of the CA's DER SubjectPublicKeyInfo."""
-        spki = self.cert.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        digest = hashes.Hash(hashes.SHA256())
-        digest.update(spki)
-        return "sha256:" + digest.finalize().hex()
+        return ca_pin(self.cert)
+
+
+def ca_pin(cert: x509.Certificate) -> str:
+    """kubeadm's pin format: SHA-256 of the CA's DER SubjectPublicKeyInfo."""
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(spki)
+    return "sha256:" + digest.finalize().hex()
 
 
 @dataclass(frozen=True)

@@ -29,23 +29,31 @@ class Register:
     event_id: str
 
 
-def is_terminal(key: str, value: JSONValue) -> bool:
-    """Values that can never be overwritten (DESIGN: security objects are terminal)."""
+_INVITE_RANKS = {"open": 0, "revoked": 1, "used": 2}
+
+
+def rank(key: str, value: JSONValue) -> int:
+    """How final a value is; a higher rank always wins (DESIGN: security objects are
+    terminal). A revoked token, a member that left or was removed, and a used or revoked
+    invite never come back; an invite that was used stays "used" even if it is revoked
+    concurrently, so the record of who joined is kept."""
     if not isinstance(value, dict):
-        return False
+        return 0
     if key.startswith("token "):
-        return value.get("revoked") is True
+        return 1 if value.get("revoked") is True else 0
     if key.startswith("member "):
-        return value.get("status") in ("left", "removed")
-    return False
+        return 1 if value.get("status") in ("left", "removed") else 0
+    if key.startswith("invite "):
+        return _INVITE_RANKS.get(str(value.get("status")), 0)
+    return 0
 
 
 def wins(key: str, new: Register, old: Register | None) -> bool:
     if old is None:
         return True
-    old_terminal = is_terminal(key, old.value)
-    if old_terminal != is_terminal(key, new.value):
-        return not old_terminal
+    new_rank, old_rank = rank(key, new.value), rank(key, old.value)
+    if new_rank != old_rank:
+        return new_rank > old_rank
     return (new.hlc, new.origin) > (old.hlc, old.origin)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from node.invites import invites_doc
 from node.service import NodeState
 from protocol.clock import hlc_physical_ms
 from protocol.statekeys import setting_key
@@ -51,5 +52,5 @@ def cluster_status(state: NodeState, now_ms: int) -> dict[str, Any]:
         },
         "merkle_root": registers.merkle.root(),
         "conflicts": {"concurrent_writes": registers.conflicts},
-        "invites": [],
+        "invites": invites_doc(registers, now_ms // 1000)["invites"],
     }

@@ -1,6 +1,6 @@
 """API tokens as replicated registers: creating and revoking them.
 
-Revocation is terminal (node.registers.is_terminal): a revoked token never works again,
+Revocation is terminal (node.registers.rank): a revoked token never works again,
 whatever concurrent writes say.
 """
 

@@ -17,6 +17,8 @@ Kinds:
 - ``serial ZONE GEN ORIGIN`` — {"base": int, "count": int}: written only by ORIGIN.
 - ``member NODE`` — {"name": str, "peer": str, "status": "active" | "left" | "removed"}
 - ``setting NAME`` — {"value": ...}: cluster-wide settings such as ``cluster.name``.
+- ``invite JTI`` — {"issuer": node, "expires": int, "status": "open" | "used" |
+  "revoked", "used_by": node or null}: used and revoked are terminal, used outranks revoked.
 - ``token ID`` — {"name": str, "role": str, "zones": [str] | null, "hash": str} or
   {"revoked": true}: API tokens, stored as SHA-256 hashes only.
 """
@@ -63,7 +65,7 @@ class StateKey:
     extra: str = ""
 
     def text(self) -> str:
-        if self.kind in ("zone", "member", "token", "setting"):
+        if self.kind in ("zone", "member", "token", "setting", "invite"):
             return f"{self.kind} {self.zone}"
         if self.kind in ("ttl", "rrset"):
             return f"{self.kind} {self.zone} {self.gen} {self.owner} {self.rdtype}"
@@ -81,6 +83,7 @@ _FIELD_COUNT = {
     "member": 2,
     "token": 2,
     "setting": 2,
+    "invite": 2,
     "rr": 6,
     "ttl": 5,
     "rrset": 5,
@@ -93,7 +96,7 @@ def parse_key(text: str) -> StateKey:
     kind = parts[0]
     if _FIELD_COUNT.get(kind) != len(parts):
         raise StateKeyError(f"bad state key {text!r}")
-    if kind in ("zone", "member", "token", "setting"):
+    if kind in ("zone", "member", "token", "setting", "invite"):
         return StateKey(kind, parts[1])
     if not _GEN.fullmatch(parts[2]):
         raise StateKeyError(f"bad generation in state key {text!r}")
@@ -183,6 +186,20 @@ _VALUE_SHAPES: dict[str, list[dict[str, Check]]] = {
         }
     ],
     "setting": [{"value": lambda v: True}],
+    "invite": [
+        {
+            "issuer": lambda v: isinstance(v, str) and bool(_HEX64.fullmatch(v)),
+            "expires": _COUNT,
+            "status": lambda v: v in ("open", "revoked"),
+            "used_by": lambda v: v is None,
+        },
+        {
+            "issuer": lambda v: isinstance(v, str) and bool(_HEX64.fullmatch(v)),
+            "expires": _COUNT,
+            "status": lambda v: v == "used",
+            "used_by": lambda v: isinstance(v, str) and bool(_HEX64.fullmatch(v)),
+        },
+    ],
     "token": [
         {
             "name": lambda v: isinstance(v, str),
@@ -234,9 +251,15 @@ def check_write(key: str, value: object) -> None:
         raise StateKeyError(f"bad name in state key {key!r}")
     if parsed.rdtype and not _is_type(parsed.rdtype):
         raise StateKeyError(f"bad type in state key {key!r}")
+    if parsed.kind == "invite" and not _DIGEST.fullmatch(parsed.zone):
+        raise StateKeyError(f"bad invite id in state key {key!r}")
     if parsed.kind == "rr" and not _DIGEST.fullmatch(parsed.extra):
         raise StateKeyError(f"bad digest in state key {key!r}")
     if value is None and parsed.kind in _NULLABLE:
         return
     if not any(_shape(value, shape) for shape in _VALUE_SHAPES[parsed.kind]):
         raise StateKeyError(f"value of {key!r} does not have the shape of a {parsed.kind}")
+
+
+def invite_key(jti: str) -> str:
+    return f"invite {jti}"

@@ -117,3 +117,15 @@ def test_event_whose_causal_past_is_missing_is_refused(state: NodeState) -> None
 def test_keys_that_could_not_be_served_are_refused(state: NodeState, key: str) -> None:
     value = {"ttl": 60} if key.startswith("ttl") else {"rdata": "192.0.2.1"}
     _refused(state, [_event(state, writes={key: value})], "bad")
+
+
+def test_used_invite_outranks_a_concurrent_revoke() -> None:
+    from node.registers import Register, wins
+
+    key = "invite " + "ab" * 16
+    base = {"issuer": "0" * 64, "expires": 1}
+    used = Register({**base, "status": "used", "used_by": "1" * 64}, 1, "a", 1, "e1")
+    revoked = Register({**base, "status": "revoked", "used_by": None}, 9, "b", 1, "e2")
+    opened = Register({**base, "status": "open", "used_by": None}, 99, "c", 1, "e3")
+    assert wins(key, used, revoked) and not wins(key, revoked, used)
+    assert not wins(key, opened, revoked) and wins(key, revoked, opened)

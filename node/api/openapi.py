@@ -205,6 +205,28 @@ _SCHEMAS: Doc = {
             {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}},
         ]
     },
+    "Invite": {
+        "type": "object",
+        "required": ["jti", "issuer", "expires", "status", "used_by"],
+        "properties": {
+            "jti": {"type": "string"},
+            "issuer": {"type": "string"},
+            "expires": {"type": "string"},
+            "status": {"enum": ["open", "expired", "used", "revoked"]},
+            "used_by": {"oneOf": [{"type": "string"}, {"type": "null"}]},
+        },
+    },
+    "InviteCreate": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"ttl": {"type": "integer", "minimum": 1, "maximum": 604800}},
+    },
+    "InviteCreated": {
+        "allOf": [
+            _ref("Invite"),
+            {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}},
+        ]
+    },
     "Member": {
         "type": "object",
         "required": ["id", "name", "peer", "state", "membership", "last_seen", "lag"],
@@ -232,7 +254,7 @@ _SCHEMAS: Doc = {
             "clock": {"type": "object"},
             "merkle_root": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
             "conflicts": {"type": "object"},
-            "invites": {"type": "array"},
+            "invites": {"type": "array", "items": _ref("Invite")},
         },
     },
 }
@@ -368,6 +390,37 @@ def openapi_document() -> Doc:
                 _ok("Created", _ref("TokenCreated"), "201") | _errors("400", "401", "403", "412"),
                 body=_json(_ref("TokenCreate")),
             ),
+        },
+        "/api/v1/invites": {
+            "get": _op(
+                "List invites and whether they were used, and by whom",
+                _ok(
+                    "Invites",
+                    {
+                        "type": "object",
+                        "properties": {"invites": {"type": "array", "items": _ref("Invite")}},
+                    },
+                )
+                | _errors("401", "403"),
+            ),
+            "post": _op(
+                "Mint a one-time join token (a JWT signed by this node)",
+                _ok("Created", _ref("InviteCreated"), "201") | _errors("400", "401", "403", "412"),
+                body=_json(_ref("InviteCreate")),
+            ),
+        },
+        "/api/v1/invites/{jti}": {
+            "parameters": [
+                {"name": "jti", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "get": _op(
+                "One invite", _ok("The invite", _ref("Invite")) | _errors("401", "403", "404")
+            ),
+            "delete": _op(
+                "Revoke an open invite, for ever",
+                {"204": {"description": "Revoked"}} | _errors("401", "403", "404", "409", "412"),
+            )
+            | {"parameters": [_IF_MATCH]},
         },
         "/api/v1/tokens/{token_id}": {
             "parameters": [_TOKEN_PARAM],
