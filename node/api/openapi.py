@@ -42,10 +42,17 @@ def _errors(*statuses: str) -> Doc:
     return {s: {"description": text[s], "content": _json(_ref("Error"))} for s in statuses}
 
 
-def _op(summary: str, responses: Doc, *, body: Doc | None = None, public: bool = False) -> Doc:
+def _op(
+    summary: str,
+    responses: Doc,
+    *,
+    body: Doc | None = None,
+    body_required: bool = True,
+    public: bool = False,
+) -> Doc:
     op: Doc = {"summary": summary, "responses": responses}
     if body is not None:
-        op["requestBody"] = {"required": True, "content": body}
+        op["requestBody"] = {"required": body_required, "content": body}
     if public:
         op["security"] = []
     return op
@@ -407,6 +414,7 @@ def openapi_document() -> Doc:
                 "Mint a one-time join token (a JWT signed by this node)",
                 _ok("Created", _ref("InviteCreated"), "201") | _errors("400", "401", "403", "412"),
                 body=_json(_ref("InviteCreate")),
+                body_required=False,  # no body: the default lifetime
             ),
         },
         "/api/v1/invites/{jti}": {
