@@ -31,6 +31,7 @@ class AlreadyInitialised(RuntimeError):
 def initialise(data_dir: Path, config: NodeConfig, cluster_name: str) -> str:
     """Create the cluster; returns the admin API token."""
     validate(config)
+    config.advertised_peer()  # refuse a wildcard peer address without --advertise, up front
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     present = [name for name in _NODE_FILES if (data_dir / name).exists()]
     if present:
@@ -55,7 +56,7 @@ def initialise(data_dir: Path, config: NodeConfig, cluster_name: str) -> str:
             {
                 member_key(node_id): {
                     "name": config.name,
-                    "peer": config.listen.peer,
+                    "peer": config.advertised_peer(),
                     "status": "active",
                 },
                 setting_key("cluster.name"): {"value": cluster_name},

@@ -27,6 +27,11 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--dns", metavar="H:P", help="DNS listen address (UDP and TCP)")
         p.add_argument("--api", metavar="H:P", help="HTTP API listen address")
         p.add_argument("--peer", metavar="H:P", help="peer link listen address")
+        p.add_argument(
+            "--advertise",
+            metavar="H:P",
+            help="peer address other nodes dial (needed when --peer is a wildcard address)",
+        )
 
     init = sub.add_parser("init", help="create a new cluster with this node as first member")
     listen_flags(init)
@@ -45,6 +50,7 @@ def _init(args: argparse.Namespace) -> int:
             dns=args.dns or defaults.dns,
             api=args.api or defaults.api,
             peer=args.peer or defaults.peer,
+            advertise=args.advertise or "",
         ),
     )
     token = initialise(args.data_dir, config, args.cluster_name)
@@ -61,7 +67,9 @@ def _run(args: argparse.Namespace) -> int:
 
     from node.runtime import first_leaf, run_node
 
-    config = load_config(args.data_dir).with_listen(dns=args.dns, api=args.api, peer=args.peer)
+    config = load_config(args.data_dir).with_listen(
+        dns=args.dns, api=args.api, peer=args.peer, advertise=args.advertise
+    )
     state = NodeState.open(args.data_dir, config)
     try:
         trio.run(run_node, state)

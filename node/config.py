@@ -53,6 +53,7 @@ class ListenConfig:
     dns: str = "127.0.0.1:5353"
     api: str = "127.0.0.1:8053"
     peer: str = "127.0.0.1:7053"
+    advertise: str = ""  # the peer address other nodes dial; "" means the peer address
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,18 @@ class NodeConfig:
     dns: DnsConfig = field(default_factory=DnsConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
 
+    def advertised_peer(self) -> str:
+        """The peer address other nodes are told to dial (members list, invites)."""
+        if self.listen.advertise:
+            return self.listen.advertise
+        peer = parse_address(self.listen.peer, "listen.peer")
+        if ipaddress.ip_address(peer.host).is_unspecified:
+            raise ConfigError(
+                f"the peer listener is on the wildcard address {peer}: give --advertise H:P "
+                "(or [listen] advertise), the address other nodes can reach this node at"
+            )
+        return self.listen.peer
+
     def addresses(self) -> dict[str, Address]:
         return {
             "dns": parse_address(self.listen.dns, "listen.dns"),
@@ -92,6 +105,8 @@ class NodeConfig:
         given = {k: v for k, v in overrides.items() if v is not None}
         for key, value in given.items():
             parse_address(value, f"--{key}")
+        if "advertise" in given:
+            validate(replace(self, listen=replace(self.listen, **given)))
         return replace(self, listen=replace(self.listen, **given))
 
 
@@ -117,6 +132,10 @@ def _section(cls: type[Any], doc: Any, where: str) -> Any:
 
 def validate(config: NodeConfig) -> NodeConfig:
     config.addresses()
+    if config.listen.advertise:
+        advertised = parse_address(config.listen.advertise, "listen.advertise")
+        if advertised.port == 0 or ipaddress.ip_address(advertised.host).is_unspecified:
+            raise ConfigError("listen.advertise must be a reachable address and port, not 0")
     if not 512 <= config.dns.udp_payload <= 4096:
         raise ConfigError("[dns] udp_payload must be 512-4096")
     if not 1 <= config.dns.tcp_idle_timeout <= 3600:
@@ -164,4 +183,6 @@ def write_config(data_dir: Path, config: NodeConfig) -> None:
         "node": {"name": config.name},
         "listen": {"dns": config.listen.dns, "api": config.listen.api, "peer": config.listen.peer},
     }
+    if config.listen.advertise:
+        doc["listen"]["advertise"] = config.listen.advertise
     (data_dir / CONFIG_FILE).write_text(tomli_w.dumps(doc))

@@ -44,7 +44,7 @@ def create_invite(state: NodeState, ttl: int, now: int) -> tuple[Invite, dict[st
     invite = mint_invite(
         state.writer.key,
         state.identity.cluster_id,
-        state.config.listen.peer,
+        state.config.advertised_peer(),
         ca_pin(cert),
         ttl,
         now,

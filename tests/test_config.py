@@ -56,3 +56,17 @@ def test_chaos_identity_defaults_to_the_node_name_and_can_be_hidden(tmp_path: Pa
     assert identity(shown)[2] is not None and identity(shown)[3] is None
     assert identity(hidden) == (None, None, None, None)
     assert identity(custom)[2:] == ("secret", b"x1")
+
+
+def test_advertised_peer_address() -> None:
+    plain = NodeConfig(name="n")
+    assert plain.advertised_peer() == "127.0.0.1:7053"
+    wildcard = NodeConfig(name="n").with_listen(peer="0.0.0.0:7053")
+    with pytest.raises(ConfigError, match="--advertise"):
+        wildcard.advertised_peer()
+    told = wildcard.with_listen(advertise="192.0.2.10:7053")
+    assert told.advertised_peer() == "192.0.2.10:7053"
+    with pytest.raises(ConfigError, match="advertise"):
+        wildcard.with_listen(advertise="0.0.0.0:7053")
+    with pytest.raises(ConfigError, match="advertise"):
+        wildcard.with_listen(advertise="192.0.2.10:0")

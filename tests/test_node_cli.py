@@ -79,3 +79,14 @@ def test_signals_stop_the_node_cleanly(tmp_path: Path, sig: signal.Signals) -> N
     assert node.stop(sig) == 0
     assert not (node.data_dir / "listen.json").exists()
     assert "stopped" in node.log.read_text()
+
+
+def test_wildcard_peer_needs_advertise(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    refused = peer53("init", "--data-dir", str(data), "--peer", "0.0.0.0:7053", check=False)
+    assert refused.returncode == 1 and "--advertise" in refused.stderr
+    assert not data.exists() or not any(data.iterdir())  # nothing was created
+    peer53(
+        "init", "--data-dir", str(data), "--peer", "0.0.0.0:7053", "--advertise", "127.0.0.9:7053"
+    )
+    assert 'advertise = "127.0.0.9:7053"' in (data / "peer53.toml").read_text()
