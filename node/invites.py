@@ -9,7 +9,6 @@ a node joins, on the issuer only.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
 from typing import Any
 
 from cryptography import x509
@@ -21,7 +20,6 @@ from protocol.canonical import JSONValue
 from protocol.invites import Invite, mint_invite
 from protocol.statekeys import invite_key
 
-INVITE_PREFIX = "invite "
 MAX_TTL = 7 * 24 * 3600
 
 
@@ -29,12 +27,6 @@ class InviteStateError(ValueError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
-
-
-def invites(registers: Registers) -> Iterator[tuple[str, Any]]:
-    for key, reg in registers.items():
-        if key.startswith(INVITE_PREFIX) and isinstance(reg.value, dict):
-            yield key[len(INVITE_PREFIX) :], reg.value
 
 
 def create_invite(state: NodeState, ttl: int, now: int) -> tuple[Invite, dict[str, JSONValue]]:
@@ -83,5 +75,5 @@ def invite_doc(jti: str, value: Any, now: int) -> dict[str, Any]:
 
 
 def invites_doc(registers: Registers, now: int) -> dict[str, Any]:
-    listed = [invite_doc(jti, value, now) for jti, value in invites(registers)]
+    listed = [invite_doc(jti, value, now) for jti, value in registers.objects("invite")]
     return {"invites": sorted(listed, key=lambda i: (i["expires"], i["jti"]))}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from protocol.canonical import JSONValue
 from protocol.events import SignedEvent
@@ -83,6 +84,13 @@ class Registers:
 
     def items(self) -> Iterator[tuple[str, Register]]:
         return iter(self._regs.items())
+
+    def objects(self, kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(id, value) of every live object register of a kind: member, token, invite."""
+        prefix = kind + " "
+        for key, reg in self._regs.items():
+            if key.startswith(prefix) and isinstance(reg.value, dict):
+                yield key[len(prefix) :], reg.value
 
     def load(self, rows: Iterable[tuple[str, Register]]) -> None:
         for key, reg in rows:

@@ -22,20 +22,17 @@ def cluster_status(state: NodeState, now_ms: int) -> dict[str, Any]:
     name_value = registers.value(setting_key("cluster.name"))
     cluster_name = name_value["value"] if isinstance(name_value, dict) else ""
     members = []
-    for key, reg in registers.items():
-        if not key.startswith("member ") or not isinstance(reg.value, dict):
+    for node_id, value in registers.objects("member"):
+        if value.get("status") == "removed":
             continue
-        if reg.value.get("status") == "removed":
-            continue
-        node_id = key[len("member ") :]
         is_self = node_id == me
         members.append(
             {
                 "id": node_id,
-                "name": reg.value.get("name", ""),
-                "peer": reg.value.get("peer", ""),
+                "name": value.get("name", ""),
+                "peer": value.get("peer", ""),
                 "state": "self" if is_self else "down",
-                "membership": "left" if reg.value.get("status") == "left" else "active",
+                "membership": "left" if value.get("status") == "left" else "active",
                 "last_seen": rfc3339(now_ms) if is_self else None,
                 "lag": {"events": 0, "seconds": 0.0},
             }

@@ -6,15 +6,10 @@ whatever concurrent writes say.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 from node.registers import Registers
 from protocol.canonical import JSONValue
 from protocol.statekeys import token_key
 from protocol.tokens import ROLES, NewToken, new_token
-
-TOKEN_PREFIX = "token "
 
 
 class TokenError(ValueError):
@@ -22,12 +17,6 @@ class TokenError(ValueError):
         super().__init__(message)
         self.code = code
         self.field = field
-
-
-def tokens(registers: Registers) -> Iterator[tuple[str, Any]]:
-    for key, reg in registers.items():
-        if key.startswith(TOKEN_PREFIX) and isinstance(reg.value, dict):
-            yield key[len(TOKEN_PREFIX) :], reg.value
 
 
 def create_token(
@@ -45,7 +34,11 @@ def create_token(
 
 
 def active_admins(registers: Registers) -> list[str]:
-    return [tid for tid, v in tokens(registers) if not v.get("revoked") and v["role"] == "admin"]
+    return [
+        tid
+        for tid, v in registers.objects("token")
+        if not v.get("revoked") and v["role"] == "admin"
+    ]
 
 
 def revoke_token(registers: Registers, token_id: str, force: bool) -> dict[str, JSONValue]:

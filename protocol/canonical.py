@@ -34,6 +34,11 @@ def _check(value: JSONValue, path: str) -> None:
     raise CanonicalError(f"{path}: {type(value).__name__} cannot be encoded")
 
 
+def is_int(value: object, low: int, high: int = 2**63 - 1) -> bool:
+    """A JSON integer (not a boolean) within bounds: the check every decoder needs."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
 def canonical_json(value: JSONValue) -> bytes:
     _check(value, "$")
     text = json.dumps(

@@ -19,12 +19,17 @@ from typing import Any
 import nacl.exceptions
 import nacl.signing
 
-from protocol.canonical import CanonicalError, JSONValue, canonical_json, parse_canonical
+from protocol.canonical import (
+    CanonicalError,
+    JSONValue,
+    canonical_json,
+    is_int,
+    parse_canonical,
+)
 
 EVENT_DOMAIN = b"peer53-event-v1\x00"
 SIGNATURE_SIZE = 64
 NODE_ID_RE = re.compile(r"[0-9a-f]{64}")
-MAX_INT = 2**63 - 1
 _BODY_FIELDS = {"cluster", "origin", "seq", "vv", "hlc", "kind", "writes", "group"}
 
 
@@ -102,10 +107,6 @@ def _require(cond: bool, message: str) -> None:
         raise EventError(message)
 
 
-def _is_int(value: Any, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= MAX_INT
-
-
 def _parse_body(doc: Any) -> EventBody:
     _require(isinstance(doc, dict), "event body is not an object")
     unknown = set(doc) - _BODY_FIELDS
@@ -116,19 +117,19 @@ def _parse_body(doc: Any) -> EventBody:
         _require(isinstance(doc[name], str) and doc[name] != "", f"{name} must be a string")
     _require(bool(NODE_ID_RE.fullmatch(doc["origin"])), "origin is not a node id")
     for name in ("seq", "hlc"):
-        _require(_is_int(doc[name], 1), f"{name} must be an integer from 1 to 2^63-1")
+        _require(is_int(doc[name], 1), f"{name} must be an integer from 1 to 2^63-1")
     vv = doc["vv"]
     _require(isinstance(vv, dict), "vv must be an object")
     for origin, seq in vv.items():
         _require(bool(NODE_ID_RE.fullmatch(origin)), "vv key is not a node id")
-        _require(_is_int(seq, 0), "vv seq must be an integer from 0 to 2^63-1")
+        _require(is_int(seq, 0), "vv seq must be an integer from 0 to 2^63-1")
     _require(isinstance(doc["writes"], dict) and bool(doc["writes"]), "writes must be non-empty")
     group = None
     if "group" in doc:
         g = doc["group"]
         _require(isinstance(g, dict) and set(g) == {"id", "index", "size"}, "bad group")
         _require(isinstance(g["id"], str), "group id must be a string")
-        _require(_is_int(g["index"], 1) and _is_int(g["size"], 1), "bad group index or size")
+        _require(is_int(g["index"], 1) and is_int(g["size"], 1), "bad group index or size")
         _require(1 <= g["index"] <= g["size"], "group index out of range")
         group = Group(g["id"], g["index"], g["size"])
     return EventBody(

@@ -36,6 +36,9 @@ import dns.name
 import dns.rdata
 import dns.rdatatype
 
+from protocol.canonical import is_int
+from protocol.tokens import ROLES
+
 SINGLETON_TYPES = frozenset({dns.rdatatype.SOA, dns.rdatatype.CNAME, dns.rdatatype.DNAME})
 
 
@@ -145,10 +148,6 @@ _GEN = re.compile(r"0|[1-9][0-9]{0,17}")
 _DIGEST = re.compile(r"[0-9a-f]{32}")
 
 
-def _is_int(value: object, low: int, high: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-
-
 def _shape(value: object, fields: dict[str, Check]) -> bool:
     return (
         isinstance(value, dict)
@@ -157,9 +156,9 @@ def _shape(value: object, fields: dict[str, Check]) -> bool:
     )
 
 
-_TTL = partial(_is_int, low=0, high=2**31 - 1)
-_COUNT = partial(_is_int, low=0, high=2**63 - 1)
-_SERIAL = partial(_is_int, low=0, high=2**32 - 1)
+_TTL = partial(is_int, low=0, high=2**31 - 1)
+_COUNT = partial(is_int, low=0, high=2**63 - 1)
+_SERIAL = partial(is_int, low=0, high=2**32 - 1)
 
 
 def _text(value: object) -> bool:
@@ -203,7 +202,7 @@ _VALUE_SHAPES: dict[str, list[dict[str, Check]]] = {
     "token": [
         {
             "name": lambda v: isinstance(v, str),
-            "role": lambda v: v in ("admin", "editor", "reader"),
+            "role": lambda v: v in ROLES,
             "zones": lambda v: v is None or (isinstance(v, list) and all(_text(z) for z in v)),
             "hash": lambda v: isinstance(v, str) and bool(_HEX64.fullmatch(v)),
         },

@@ -10,6 +10,7 @@ from functools import cache
 from typing import Any
 
 from node import __version__
+from protocol.tokens import ROLES
 
 Doc = dict[str, Any]
 
@@ -27,6 +28,14 @@ def _ok(description: str, schema: Doc | None = None, status: str = "200") -> Doc
     if schema is not None:
         response["content"] = _json(schema)
     return {status: response}
+
+
+def _listing(description: str, field: str, item: str) -> Doc:
+    """A 200 whose body is ``{field: [item, ...]}``."""
+    return _ok(
+        description,
+        {"type": "object", "properties": {field: {"type": "array", "items": _ref(item)}}},
+    )
 
 
 def _errors(*statuses: str) -> Doc:
@@ -191,7 +200,7 @@ _SCHEMAS: Doc = {
         "properties": {
             "id": {"type": "string"},
             "name": {"type": "string"},
-            "role": {"enum": ["admin", "editor", "reader"]},
+            "role": {"enum": list(ROLES)},
             "zones": {"oneOf": [_STRINGS, {"type": "null"}]},
             "revoked": {"type": "boolean"},
         },
@@ -202,7 +211,7 @@ _SCHEMAS: Doc = {
         "additionalProperties": False,
         "properties": {
             "name": {"type": "string"},
-            "role": {"enum": ["admin", "editor", "reader"]},
+            "role": {"enum": list(ROLES)},
             "zones": {"oneOf": [_STRINGS, {"type": "null"}]},
         },
     },
@@ -294,14 +303,7 @@ def openapi_document() -> Doc:
         "/api/v1/zones": {
             "get": _op(
                 "List zones",
-                _ok(
-                    "Zones",
-                    {
-                        "type": "object",
-                        "properties": {"zones": {"type": "array", "items": _ref("ZoneSummary")}},
-                    },
-                )
-                | _errors("401", "403"),
+                _listing("Zones", "zones", "ZoneSummary") | _errors("401", "403"),
             ),
             "post": _op(
                 "Create a zone with a SOA and NS records",
@@ -339,14 +341,7 @@ def openapi_document() -> Doc:
             "parameters": [_ZONE_PARAM],
             "get": _op(
                 "List RRsets, optionally filtered by owner name and type",
-                _ok(
-                    "RRsets",
-                    {
-                        "type": "object",
-                        "properties": {"rrsets": {"type": "array", "items": _ref("RRset")}},
-                    },
-                )
-                | _errors("400", "401", "403", "404"),
+                _listing("RRsets", "rrsets", "RRset") | _errors("400", "401", "403", "404"),
             )
             | {
                 "parameters": [
@@ -383,14 +378,7 @@ def openapi_document() -> Doc:
         "/api/v1/tokens": {
             "get": _op(
                 "List API tokens (never their secrets)",
-                _ok(
-                    "Tokens",
-                    {
-                        "type": "object",
-                        "properties": {"tokens": {"type": "array", "items": _ref("Token")}},
-                    },
-                )
-                | _errors("401", "403"),
+                _listing("Tokens", "tokens", "Token") | _errors("401", "403"),
             ),
             "post": _op(
                 "Create an API token; its secret is shown only in this response",
@@ -401,14 +389,7 @@ def openapi_document() -> Doc:
         "/api/v1/invites": {
             "get": _op(
                 "List invites and whether they were used, and by whom",
-                _ok(
-                    "Invites",
-                    {
-                        "type": "object",
-                        "properties": {"invites": {"type": "array", "items": _ref("Invite")}},
-                    },
-                )
-                | _errors("401", "403"),
+                _listing("Invites", "invites", "Invite") | _errors("401", "403"),
             ),
             "post": _op(
                 "Mint a one-time join token (a JWT signed by this node)",

@@ -15,7 +15,7 @@ from node.api.documents import etag_of_doc, token_doc
 from node.api.errors import ApiError, bad_request, not_found
 from node.api.http_server import Peer53Quart
 from node.api.responses import no_content, read_response, request_body, written
-from node.tokens import TokenError, create_token, revoke_token, tokens
+from node.tokens import TokenError, create_token, revoke_token
 from protocol.statekeys import name_text, token_key
 
 
@@ -30,7 +30,7 @@ def add_token_routes(app: Peer53Quart, api: ApiContext) -> None:
         return {etag_of_doc(_tokens_doc())}
 
     def _tokens_doc() -> dict[str, object]:
-        listed = [token_doc(tid, value) for tid, value in tokens(registers)]
+        listed = [token_doc(tid, value) for tid, value in registers.objects("token")]
         return {"tokens": sorted(listed, key=lambda t: str(t["id"]))}
 
     @app.get("/api/v1/tokens")
