@@ -28,17 +28,22 @@ class AlreadyInitialised(RuntimeError):
     pass
 
 
-def initialise(data_dir: Path, config: NodeConfig, cluster_name: str) -> str:
-    """Create the cluster; returns the admin API token."""
-    validate(config)
-    config.advertised_peer()  # refuse a wildcard peer address without --advertise, up front
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+def refuse_existing(data_dir: Path) -> None:
+    """init and join never overwrite a node's keys or data."""
     present = [name for name in _NODE_FILES if (data_dir / name).exists()]
     if present:
         raise AlreadyInitialised(
             f"{data_dir} already holds a peer53 node ({present[0]} exists); "
             "refusing to overwrite it. Use another --data-dir, or remove this one first."
         )
+
+
+def initialise(data_dir: Path, config: NodeConfig, cluster_name: str) -> str:
+    """Create the cluster; returns the admin API token."""
+    validate(config)
+    config.advertised_peer()  # refuse a wildcard peer address without --advertise, up front
+    refuse_existing(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = nacl.signing.SigningKey.generate()
     node_id = node_id_of(key.verify_key)
     cluster_id = secrets.token_hex(16)

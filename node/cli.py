@@ -10,7 +10,9 @@ from pathlib import Path
 
 from node.bootstrap import AlreadyInitialised, initialise
 from node.config import ConfigError, ListenConfig, NodeConfig, load_config
+from node.join import JoinError, join_cluster
 from node.service import DataDirError, NodeState
+from protocol.invites import InviteError
 
 log = logging.getLogger("peer53")
 
@@ -37,14 +39,18 @@ def _parser() -> argparse.ArgumentParser:
     listen_flags(init)
     init.add_argument("--name", help="node name (default: the host name)")
     init.add_argument("--cluster-name", default="peer53", help="cluster name")
+    join = sub.add_parser("join", help="become a member of a cluster with a one-time invite")
+    join.add_argument("token", metavar="TOKEN", help="the invite ('peer53ctl invite create')")
+    listen_flags(join)
+    join.add_argument("--name", help="node name (default: the host name)")
     run = sub.add_parser("run", help="serve DNS and the API")
     listen_flags(run)
     return parser
 
 
-def _init(args: argparse.Namespace) -> int:
+def _new_config(args: argparse.Namespace) -> NodeConfig:
     defaults = ListenConfig()
-    config = NodeConfig(
+    return NodeConfig(
         name=args.name or socket.gethostname(),
         listen=ListenConfig(
             dns=args.dns or defaults.dns,
@@ -53,11 +59,28 @@ def _init(args: argparse.Namespace) -> int:
             advertise=args.advertise or "",
         ),
     )
+
+
+def _init(args: argparse.Namespace) -> int:
+    config = _new_config(args)
     token = initialise(args.data_dir, config, args.cluster_name)
     print(f"initialised node {config.name!r} in {args.data_dir}", file=sys.stderr)
     print(f"admin API token written to {args.data_dir / 'admin.token'}", file=sys.stderr)
     print(f"start it with: peer53 run --data-dir {args.data_dir}", file=sys.stderr)
     print(token)
+    return 0
+
+
+def _join(args: argparse.Namespace) -> int:
+    config = _new_config(args)
+    print("joining: checking the issuer against the invite's CA pin...", file=sys.stderr)
+    joined = join_cluster(args.token, args.data_dir, config)
+    print(
+        f"joined cluster {joined.cluster_name!r} ({joined.cluster_id}) as {config.name!r}, "
+        f"node id {joined.node_id}; {joined.members} members, {joined.events} events copied",
+        file=sys.stderr,
+    )
+    print(f"start it with: peer53 run --data-dir {args.data_dir}", file=sys.stderr)
     return 0
 
 
@@ -88,10 +111,10 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    handlers = {"init": _init, "run": _run}
+    handlers = {"init": _init, "join": _join, "run": _run}
     try:
         sys.exit(handlers[args.command](args))
-    except (ConfigError, DataDirError, AlreadyInitialised, OSError) as exc:
+    except (ConfigError, DataDirError, AlreadyInitialised, OSError, InviteError, JoinError) as exc:
         print(f"peer53: error: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:  # Ctrl-C while loading, before the node handles signals

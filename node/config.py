@@ -76,11 +76,24 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class PeeringConfig:
+    """Peer-link timers, in milliseconds."""
+
+    heartbeat_ms: int = 1000  # a PING this often on an idle link
+    dead_after_ms: int = 5000  # a link silent this long is closed and redialled
+    backoff_min_ms: int = 100  # first redial delay; doubles per failure, with jitter
+    backoff_max_ms: int = 5000  # the redial delay's cap
+    connect_timeout_ms: int = 5000  # TCP connect plus TLS handshake plus HELLO
+    write_hold_ms: int = 5000  # at start, local writes wait this long for a peer's HELLO
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     name: str
     listen: ListenConfig = field(default_factory=ListenConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    peering: PeeringConfig = field(default_factory=PeeringConfig)
 
     def advertised_peer(self) -> str:
         """The peer address other nodes are told to dial (members list, invites)."""
@@ -146,6 +159,13 @@ def validate(config: NodeConfig) -> NodeConfig:
         raise ConfigError("[dns] cache_entries must be 1-10000000")
     if len(config.dns.nsid.encode()) > 128:
         raise ConfigError("[dns] nsid must be at most 128 bytes")
+    for timer in fields(PeeringConfig):
+        if not 10 <= getattr(config.peering, timer.name) <= 600_000:
+            raise ConfigError(f"[peering] {timer.name} must be 10-600000 milliseconds")
+    if config.peering.dead_after_ms <= config.peering.heartbeat_ms:
+        raise ConfigError("[peering] dead_after_ms must be longer than heartbeat_ms")
+    if config.peering.backoff_max_ms < config.peering.backoff_min_ms:
+        raise ConfigError("[peering] backoff_max_ms must be at least backoff_min_ms")
     return config
 
 
@@ -159,7 +179,7 @@ def load_config(data_dir: Path) -> NodeConfig:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    unknown = sorted(set(doc) - {"node", "listen", "dns", "api"})
+    unknown = sorted(set(doc) - {"node", "listen", "dns", "api", "peering"})
     if unknown:
         raise ConfigError(f"{path}: unknown section [{unknown[0]}]")
     node = doc.get("node", {})
@@ -172,6 +192,7 @@ def load_config(data_dir: Path) -> NodeConfig:
                 listen=_section(ListenConfig, doc.get("listen", {}), "listen"),
                 dns=_section(DnsConfig, doc.get("dns", {}), "dns"),
                 api=_section(ApiConfig, doc.get("api", {}), "api"),
+                peering=_section(PeeringConfig, doc.get("peering", {}), "peering"),
             )
         )
     except ConfigError as exc:

@@ -87,10 +87,23 @@ class ClusterCA:
         )
         return cls(key, cert)
 
-    def issue(self, node_key: nacl.signing.SigningKey) -> x509.Certificate:
-        public = ed25519.Ed25519PublicKey.from_public_bytes(bytes(node_key.verify_key))
+    @classmethod
+    def load(cls, files: IdentityFiles) -> ClusterCA:
+        key = serialization.load_pem_private_key(files.ca_key.read_bytes(), password=None)
+        if not isinstance(key, ed25519.Ed25519PrivateKey):
+            raise ValueError(f"{files.ca_key} is not an Ed25519 private key")
+        return cls(key, x509.load_pem_x509_certificate(files.ca_cert.read_bytes()))
+
+    def key_pem(self) -> str:
+        return _pem_private(self.key).decode()
+
+    def cert_pem(self) -> str:
+        return self.cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    def issue(self, node_key: nacl.signing.VerifyKey) -> x509.Certificate:
+        public = ed25519.Ed25519PublicKey.from_public_bytes(bytes(node_key))
         return _certificate(
-            node_id_of(node_key.verify_key),
+            node_id_of(node_key),
             public,
             self.cert.subject,
             self.key,
@@ -135,9 +148,12 @@ class IdentityFiles:
         return self.data_dir / "ca.crt"
 
     def write_new(self, node_key: nacl.signing.SigningKey, ca: ClusterCA) -> None:
+        pem = serialization.Encoding.PEM
+        self.write(node_key, ca, ca.issue(node_key.verify_key).public_bytes(pem).decode())
+
+    def write(self, node_key: nacl.signing.SigningKey, ca: ClusterCA, cert_pem: str) -> None:
         seed = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(node_key))
         write_private(self.node_key, _pem_private(seed))
         write_private(self.ca_key, _pem_private(ca.key))
-        pem = serialization.Encoding.PEM
-        self.ca_cert.write_bytes(ca.cert.public_bytes(pem))
-        self.node_cert.write_bytes(ca.issue(node_key).public_bytes(pem))
+        self.ca_cert.write_text(ca.cert_pem())
+        self.node_cert.write_text(cert_pem)

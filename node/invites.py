@@ -36,7 +36,7 @@ def create_invite(state: NodeState, ttl: int, now: int) -> tuple[Invite, dict[st
     invite = mint_invite(
         state.writer.key,
         state.identity.cluster_id,
-        state.config.advertised_peer(),
+        state.peer_address,
         ca_pin(cert),
         ttl,
         now,

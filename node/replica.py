@@ -43,6 +43,9 @@ class Replica:
         self.vv = self.db.version_vector()
         self.materialiser.rebuild()
 
+    def active_members(self) -> list[str]:
+        return [i for i, v in self.registers.objects("member") if v.get("status") == "active"]
+
     def is_member(self, node_id: str) -> bool:
         value = self.registers.value(member_key(node_id))
         return isinstance(value, dict) and value.get("status") == "active"

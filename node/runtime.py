@@ -24,7 +24,10 @@ from node.config import Address, NodeConfig
 from node.dns.cache import AnswerCache
 from node.dns.query import AnswerConfig, ServerIdentity
 from node.dns.server import ListenerStats, TcpServer, bind_udp, serve_udp
+from node.replication.admission import Admission
+from node.replication.peering import Peering
 from node.service import NodeState
+from protocol.statekeys import member_key
 
 log = logging.getLogger("peer53")
 LISTEN_FILE = "listen.json"
@@ -100,6 +103,23 @@ async def _watch_signals(stop: trio.Event) -> None:
                 stop.set()
 
 
+async def bind_peer(address: Address) -> list[trio.SocketListener]:
+    try:
+        return await trio.open_tcp_listeners(address.port, host=address.host)
+    except OSError as exc:
+        raise ListenError(f"cannot listen for peers on {address}: {exc.strerror}") from None
+
+
+async def publish_peer_address(state: NodeState, advertised: str) -> None:
+    """Members dial the address in this node's member register; keep it current (a port
+    0 listener gets a new port on every start)."""
+    key = member_key(state.identity.node_id)
+    value = state.replica.registers.value(key)
+    if isinstance(value, dict) and value.get("peer") != advertised:
+        await state.write("member.address", lambda: {key: {**value, "peer": advertised}})
+        log.info("published peer address %s", advertised)
+
+
 async def _serve(state: NodeState, stop: trio.Event) -> None:
     addresses = state.config.addresses()
     config = answer_config(state.config)
@@ -110,18 +130,27 @@ async def _serve(state: NodeState, stop: trio.Event) -> None:
     tcp = TcpServer(
         responder, state.config.dns.tcp_idle_timeout, state.config.dns.tcp_max_connections, stats
     )
+    peer_listeners = await bind_peer(addresses["peer"])
+    peer_port = int(peer_listeners[0].socket.getsockname()[1])
+    peer_bound = Address(addresses["peer"].host, peer_port)
+    advertised = state.config.listen.advertise or str(peer_bound)
+    state.peer_address = advertised
+    peering = Peering(state)
+    peering.join_handler = Admission(state, peering.log)
     gc.collect()
     gc.freeze()
     async with trio.open_nursery() as nursery:
         async with trio.open_nursery() as dns_nursery:
             dns_nursery.start_soon(serve_udp, udp, responder, stats)
             dns_nursery.start_soon(trio.serve_listeners, tcp.handle, tcp_listeners)
+            await dns_nursery.start(peering.run, peer_listeners)
+            dns_nursery.start_soon(publish_peer_address, state, advertised)
             api = addresses["api"]
             try:
                 api_host, api_port = await nursery.start(
                     partial(
                         serve_http,
-                        create_app(state, MetricsSources(state, stats, cache)),
+                        create_app(state, MetricsSources(state, stats, cache, peering), peering),
                         api.host,
                         api.port,
                         shutdown=stop,
@@ -135,9 +164,15 @@ async def _serve(state: NodeState, stop: trio.Event) -> None:
             bound = {
                 "dns": str(Address(addresses["dns"].host, dns_port)),
                 "api": str(Address(api_host, api_port)),
+                "peer": str(peer_bound),
             }
             write_listen_file(state.data_dir, bound)
-            log.info("serving DNS on %s, API on http://%s", bound["dns"], bound["api"])
+            log.info(
+                "serving DNS on %s, API on http://%s, peers on %s",
+                bound["dns"],
+                bound["api"],
+                bound["peer"],
+            )
             await stop.wait()
             dns_nursery.cancel_scope.cancel()
         udp.close()

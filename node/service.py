@@ -7,7 +7,7 @@ then update memory. The API answers only after that, so an acknowledged write is
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from node.writer import Writer
 from node.zones.edits import ZoneEditor
 from node.zones.materialise import Generations
 from protocol.canonical import JSONValue
+from protocol.clock import hlc_observe
 from protocol.events import SignedEvent
 
 DB_FILE = "peer53.db"
@@ -52,6 +53,12 @@ class NodeState:
             raise DataDirError("node.key does not belong to this node's database")
         self.editor = ZoneEditor(self.replica.registers, self.replica.materialiser, node_id)
         self._lock = trio.Lock()
+        # What invites tell joiners to dial; the runtime sets it once the listener is bound.
+        self.peer_address = config.listen.advertise or config.listen.peer
+        self._writes_open = trio.Event()
+        self._writes_open.set()
+        # Called with the events just applied, local or remote, in apply order.
+        self.on_applied: list[Callable[[Sequence[SignedEvent]], None]] = []
 
     @classmethod
     def open(cls, data_dir: Path, config: NodeConfig | None = None) -> NodeState:
@@ -77,6 +84,22 @@ class NodeState:
         prepared = self.replica.prepare(events)
         return events, prepared, self.replica.commit(prepared)
 
+    def hold_writes(self) -> None:
+        """Make local writes wait, e.g. until this node has its own past events back."""
+        if self._writes_open.is_set():
+            self._writes_open = trio.Event()
+
+    def release_writes(self) -> None:
+        self._writes_open.set()
+
+    @property
+    def writes_held(self) -> bool:
+        return not self._writes_open.is_set()
+
+    def _applied(self, events: Sequence[SignedEvent]) -> None:
+        for listener in self.on_applied:
+            listener(events)
+
     async def write(
         self, kind: str, make_writes: Callable[[], dict[str, JSONValue]]
     ) -> list[SignedEvent]:
@@ -86,12 +109,31 @@ class NodeState:
         before its event is applied; it runs with everything but the final in-memory update
         in a worker thread, so a large import never stalls DNS answers.
         """
+        await self._writes_open.wait()
         async with self._lock:
             events, prepared, generations = await trio.to_thread.run_sync(
                 self._prepare_and_commit, kind, make_writes
             )
             self.replica.finish(prepared, generations)
-            return events
+        self._applied(events)
+        return events
+
+    def _prepare_remote(self, events: Sequence[SignedEvent]) -> tuple[Prepared, Generations]:
+        prepared = self.replica.prepare(events)
+        return prepared, self.replica.commit(prepared)
+
+    async def apply_remote(self, events: Sequence[SignedEvent]) -> None:
+        """Apply events from peers, all or none; EventError names the first refused one.
+
+        The local clock moves past their stamps, so a write made here after seeing them
+        orders after them even when this node's wall clock runs behind.
+        """
+        async with self._lock:
+            prepared, generations = await trio.to_thread.run_sync(self._prepare_remote, events)
+            self.replica.finish(prepared, generations)
+            newest = max(e.body.hlc for e in events)
+            self.writer.last_hlc = hlc_observe(self.writer.last_hlc, newest, self.writer.clock())
+        self._applied(events)
 
     def close(self) -> None:
         self.db.close()

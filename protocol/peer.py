@@ -15,8 +15,10 @@ after a sequence number, for a peer that fell behind a bounded send queue.
 JOIN is the one exchange allowed without a member certificate: the issuer first sends
 JOIN_CA (the CA certificate, which the joiner checks against its pin and against the TLS
 leaf it sees), the joiner answers JOIN with the invite, its new public key and a signature
-by that key over the join-proof bytes, and the issuer answers JOIN_OK (certificate and
-member list) or ERROR.
+by that key over the join-proof bytes, and the issuer answers JOIN_OK (certificate, the
+CA key every member keeps, and the member list) or ERROR. After JOIN_OK come EVENTS
+messages holding the issuer's whole log, the snapshot, and JOIN_END with the version
+vector they add up to.
 """
 
 from __future__ import annotations
@@ -91,12 +93,18 @@ class Join:
 @dataclass(frozen=True)
 class JoinOk:
     cert_pem: str
+    ca_key_pem: str
     cluster: str
     cluster_name: str
     members: dict[str, dict[str, str]]
 
 
-Message = Hello | Events | Ping | Pong | Pull | Error | JoinCa | Join | JoinOk
+@dataclass(frozen=True)
+class JoinEnd:
+    vv: dict[str, int]
+
+
+Message = Hello | Events | Ping | Pong | Pull | Error | JoinCa | Join | JoinOk | JoinEnd
 
 
 def join_proof_bytes(token: str, key: str) -> bytes:
@@ -138,7 +146,8 @@ _FIELDS: dict[str, set[str]] = {
     "error": {"code", "message"},
     "join_ca": {"ca_pem"},
     "join": {"token", "key", "name", "peer", "proof"},
-    "join_ok": {"cert_pem", "cluster", "cluster_name", "members"},
+    "join_ok": {"cert_pem", "ca_key_pem", "cluster", "cluster_name", "members"},
+    "join_end": {"vv"},
 }
 
 
@@ -180,10 +189,13 @@ def encode_message(message: Message) -> bytes:
             doc = {
                 "type": "join_ok",
                 "cert_pem": message.cert_pem,
+                "ca_key_pem": message.ca_key_pem,
                 "cluster": message.cluster,
                 "cluster_name": message.cluster_name,
                 "members": message.members,
             }
+        case JoinEnd():
+            doc = {"type": "join_end", "vv": message.vv}
     return canonical_json(doc)
 
 
@@ -248,12 +260,18 @@ def decode_message(payload: bytes) -> Message:
                 _str(doc, "peer"),
                 _str(doc, "proof"),
             )
+        case "join_end":
+            return JoinEnd(_vv(doc["vv"], "join_end.vv"))
         case _:
             members = doc["members"]
             if not isinstance(members, dict):
                 raise MessageError("join_ok.members must be an object")
             return JoinOk(
-                _str(doc, "cert_pem"), _str(doc, "cluster"), _str(doc, "cluster_name"), members
+                _str(doc, "cert_pem"),
+                _str(doc, "ca_key_pem"),
+                _str(doc, "cluster"),
+                _str(doc, "cluster_name"),
+                members,
             )
 
 

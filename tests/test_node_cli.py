@@ -75,7 +75,7 @@ def test_busy_ports_name_the_listener(tmp_path: Path) -> None:
 def test_signals_stop_the_node_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
     node = NodeProcess.init(tmp_path / "d").start()
     bound = json.loads((node.data_dir / "listen.json").read_text())
-    assert set(bound) == {"dns", "api"}
+    assert set(bound) == {"dns", "api", "peer"}
     assert node.stop(sig) == 0
     assert not (node.data_dir / "listen.json").exists()
     assert "stopped" in node.log.read_text()

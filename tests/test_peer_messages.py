@@ -13,6 +13,7 @@ from protocol.peer import (
     Hello,
     Join,
     JoinCa,
+    JoinEnd,
     JoinOk,
     Message,
     MessageError,
@@ -40,7 +41,8 @@ MESSAGES: list[Message] = [
     Error("identity", "no"),
     JoinCa("-----BEGIN CERTIFICATE-----"),
     Join("tok", ME, "n2", "127.0.0.1:7054", "c2ln"),
-    JoinOk("pem", "c", "name", {ME: {"name": "n1", "peer": "127.0.0.1:7053"}}),
+    JoinOk("pem", "key", "c", "name", {ME: {"name": "n1", "peer": "127.0.0.1:7053"}}),
+    JoinEnd({ME: 2}),
 ]
 
 

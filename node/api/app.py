@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from quart import Response, request
+from quart import Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from node.api.context import ApiContext
@@ -22,6 +22,7 @@ from node.api.openapi import openapi_document
 from node.api.responses import json_response, read_response
 from node.api.token_routes import add_token_routes
 from node.api.zone_routes import add_zone_routes
+from node.replication.peering import Peering
 from node.service import NodeState
 from node.status import cluster_status
 from node.zones.edits import RRsetNotFound, ZoneExists, ZoneNotFound
@@ -31,11 +32,13 @@ from node.zones.zonefile import ZoneFileError
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 
-def create_app(state: NodeState, sources: MetricsSources | None = None) -> Peer53Quart:
+def create_app(
+    state: NodeState, sources: MetricsSources | None = None, peering: Peering | None = None
+) -> Peer53Quart:
     app = Peer53Quart("peer53")
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    api = ApiContext(state)
+    api = ApiContext(state, peering)
     counters = ApiCounters()
     sources = sources or MetricsSources(state)
 
@@ -75,6 +78,20 @@ def create_app(state: NodeState, sources: MetricsSources | None = None) -> Peer5
         return response
 
     @app.after_request
+    async def replication(response: Response) -> Response:
+        """A write with ?wait=N reports how many nodes applied it (DESIGN "HTTP API")."""
+        outcome = g.get("replication")
+        if outcome is None:
+            return response
+        doc = await response.get_json() if response.is_json else None
+        merged = {**doc, **outcome} if isinstance(doc, dict) else outcome
+        reply = json_response(merged, 200 if response.status_code == 204 else response.status_code)
+        for name in ("ETag", "Location"):
+            if name in response.headers:
+                reply.headers[name] = response.headers[name]
+        return reply
+
+    @app.after_request
     async def count(response: Response) -> Response:
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
         counters.count(request.method, rule, response.status_code)
@@ -98,7 +115,7 @@ def create_app(state: NodeState, sources: MetricsSources | None = None) -> Peer5
     @app.get("/api/v1/cluster")
     async def cluster() -> Response:
         api.caller().require("reader")
-        return json_response(cluster_status(state, time.time_ns() // 1_000_000))
+        return json_response(cluster_status(state, time.time_ns() // 1_000_000, peering))
 
     add_zone_routes(app, api)
     add_token_routes(app, api)

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 import dns.exception
 import dns.name
-from quart import request
+from quart import g, request
 
 from node.api.auth import Caller, authenticate
 from node.api.errors import bad_request
 from node.api.preconditions import check_if_match
+from node.replication.peering import Peering
 from node.service import NodeState
 from node.zones.edits import Writes, ZoneNotFound
 from node.zones.index import Zone
@@ -32,9 +33,46 @@ def zone_name(text: str) -> dns.name.Name:
     return name.canonicalize()
 
 
+DEFAULT_WAIT_TIMEOUT = 10.0
+MAX_WAIT_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class WaitFor:
+    nodes: int
+    timeout: float
+
+
+def wait_request(active_members: int) -> WaitFor | None:
+    """``?wait=N[&timeout=S]``: checked before the write, so a bad value changes nothing."""
+    wait, timeout = request.args.get("wait"), request.args.get("timeout")
+    if wait is None:
+        if timeout is not None:
+            raise bad_request("invalid_wait", "timeout needs wait=N", field="timeout")
+        return None
+    if not wait.isdigit() or not 1 <= int(wait) <= active_members:
+        raise bad_request(
+            "invalid_wait",
+            f"wait must be a whole number of nodes from 1 to {active_members} (active members)",
+            field="wait",
+        )
+    seconds = DEFAULT_WAIT_TIMEOUT
+    if timeout is not None:
+        try:
+            seconds = float(timeout)
+        except ValueError:
+            seconds = -1.0
+        if not 0 < seconds <= MAX_WAIT_TIMEOUT:
+            raise bad_request(
+                "invalid_wait", f"timeout must be 0-{MAX_WAIT_TIMEOUT:g} seconds", field="timeout"
+            )
+    return WaitFor(int(wait), seconds)
+
+
 @dataclass(frozen=True)
 class ApiContext:
     state: NodeState
+    peering: Peering | None = None
 
     def caller(self) -> Caller:
         return authenticate(self.state.replica.registers, request.headers.get("Authorization"))
@@ -51,12 +89,28 @@ class ApiContext:
         make_writes: Callable[[], Writes],
         current: CurrentEtags,
     ) -> list[SignedEvent]:
-        """Commit one change; If-Match is checked under the write lock, just before it."""
+        """Commit one change; If-Match is checked under the write lock, just before it.
+
+        With ``?wait=N`` the answer waits until N nodes applied the change (or the
+        timeout passed); ``g.replication`` then says how many did.
+        """
         condition = request.headers.get("If-Match")
+        wait = wait_request(len(self.state.replica.active_members()))
 
         def checked() -> Writes:
             if condition is not None:
                 check_if_match(condition, current())
             return make_writes()
 
-        return await self.state.write(kind, checked)
+        events = await self.state.write(kind, checked)
+        if wait is not None:
+            last = events[-1].body
+            applied = (
+                1
+                if self.peering is None
+                else await self.peering.wait_applied(
+                    last.origin, last.seq, wait.nodes, wait.timeout
+                )
+            )
+            g.replication = {"applied": applied, "requested": wait.nodes}
+        return events

@@ -7,6 +7,7 @@ a scrape arrives.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
@@ -26,7 +27,9 @@ from node import __version__
 from node.dns.cache import AnswerCache
 from node.dns.counters import SAMPLE_EVERY
 from node.dns.server import ListenerStats
+from node.replication.peering import Peering
 from node.service import NodeState
+from node.status import cluster_status
 
 
 class ApiCounters:
@@ -46,6 +49,42 @@ class MetricsSources:
     state: NodeState
     listener: ListenerStats = field(default_factory=ListenerStats)
     cache: AnswerCache | None = None
+    peering: Peering | None = None
+
+
+def cluster_metrics(state: NodeState, peering: Peering | None) -> Iterator[Metric]:
+    """The per-member numbers of GET /api/v1/cluster, from the same function."""
+    now_ms = time.time_ns() // 1_000_000
+    members = cluster_status(state, now_ms, peering)["members"]
+    labels = ["id", "name"]
+    up = GaugeMetricFamily("peer53_member_up", "1 when the link to a member is up", labels=labels)
+    seen = GaugeMetricFamily(
+        "peer53_member_last_seen_seconds", "When a member was last heard from", labels=labels
+    )
+    lag_events = GaugeMetricFamily(
+        "peer53_member_lag_events", "Events here that a member has not acknowledged", labels=labels
+    )
+    lag_seconds = GaugeMetricFamily(
+        "peer53_member_lag_seconds", "Age of the oldest such event", labels=labels
+    )
+    for member in members:
+        if member["state"] == "self":
+            continue
+        key = [member["id"], member["name"]]
+        up.add_metric(key, 1 if member["state"] == "up" else 0)
+        if peering is not None and member["id"] in peering.views:
+            last = peering.views[member["id"]].last_seen_ms
+            if last is not None:
+                seen.add_metric(key, last / 1000)
+        lag_events.add_metric(key, member["lag"]["events"])
+        lag_seconds.add_metric(key, member["lag"]["seconds"])
+    yield from (up, seen, lag_events, lag_seconds)
+    rejected = CounterMetricFamily(
+        "peer53_events_rejected", "Events from peers refused, by reason", labels=["reason"]
+    )
+    for reason, n in sorted((peering.rejected if peering is not None else {}).items()):
+        rejected.add_metric([reason], n)
+    yield rejected
 
 
 def dns_metrics(cache: AnswerCache) -> Iterator[Metric]:
@@ -141,6 +180,7 @@ class NodeCollector(Collector):
             )
         if self.sources.cache is not None:
             yield from dns_metrics(self.sources.cache)
+        yield from cluster_metrics(state, self.sources.peering)
 
 
 def metrics_text(sources: MetricsSources, api: ApiCounters) -> tuple[bytes, str]:

@@ -12,7 +12,7 @@ Two different events with the same (origin, seq) mean an origin reused a sequenc
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from protocol.events import SignedEvent
@@ -65,6 +65,16 @@ class CausalBuffer:
                     progress = True
         return out
 
+    def gaps(self, applied: Mapping[str, int]) -> dict[str, int]:
+        """Origins with events held while their next one never arrived: the sequence
+        number after which to ask for them again."""
+        held = {origin for origin, _ in self._pending}
+        return {
+            origin: applied.get(origin, 0)
+            for origin in held
+            if (origin, applied.get(origin, 0) + 1) not in self._pending
+        }
+
     def _deliverable_from(self, origin: str, vv: Mapping[str, int]) -> list[SignedEvent]:
         event = self._pending.get((origin, vv.get(origin, 0) + 1))
         if event is None or not _past_applied(event, vv):
@@ -92,3 +102,25 @@ class CausalBuffer:
 
 def _past_applied(event: SignedEvent, vv: Mapping[str, int]) -> bool:
     return all(vv.get(o, 0) >= seq for o, seq in event.body.vv.items())
+
+
+def units(events: list[SignedEvent]) -> Iterator[list[SignedEvent]]:
+    """Single events and whole groups, in order: what applies all-or-nothing."""
+    index = 0
+    while index < len(events):
+        group = events[index].body.group
+        size = 1 if group is None else group.size
+        yield events[index : index + size]
+        index += size
+
+
+def whole_chunks(events: list[SignedEvent], target: int) -> Iterator[list[SignedEvent]]:
+    """Slices of about ``target`` events for one commit each, never splitting a group."""
+    chunk: list[SignedEvent] = []
+    for unit in units(events):
+        chunk.extend(unit)
+        if len(chunk) >= target:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,202 @@
+"""One established peer link: a reader task, a writer task, and what is known of the peer.
+
+The writer is the only task that sends (two senders on one TLS stream is an error, and a
+cancelled send breaks it). It wakes when events were applied here, when the peer asked
+for something, or at the heartbeat, and sends in one batch: the events the peer lacks
+(read from the log by cursor, never queued), an acknowledgement of this node's vector,
+and a PING when the link was idle. The reader closes the link when the peer is silent
+for ``dead_after``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+import trio
+
+from node.replication.eventlog import EventLog
+from node.replication.wire import MAX_EVENT_BYTES_PER_MESSAGE, MessageStream, event_batches
+from protocol.events import SignedEvent
+from protocol.peer import MAX_EVENTS_PER_MESSAGE, Error, Events, Message, Ping, Pong, Pull
+
+log = logging.getLogger("peer53.link")
+# Events read per origin per writer round; the writer loops at once while more remain.
+ROUND_EVENTS = MAX_EVENTS_PER_MESSAGE
+ROUND_BYTES = 2 * MAX_EVENT_BYTES_PER_MESSAGE
+
+
+@dataclass
+class PeerView:
+    """What this node knows of one peer; outlives its links."""
+
+    acked: dict[str, int] = field(default_factory=dict)  # the peer's vector, as last reported
+    last_seen_ms: int | None = None
+    up: bool = False
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+    def saw(self) -> None:
+        self.last_seen_ms = time.time_ns() // 1_000_000
+
+    def ack(self, vv: Mapping[str, int]) -> bool:
+        """Merge a reported vector; True when it moved."""
+        moved = False
+        for origin, seq in vv.items():
+            if seq > self.acked.get(origin, 0):
+                self.acked[origin] = seq
+                moved = True
+        return moved
+
+
+Ingest = Callable[["Link", list[SignedEvent]], Awaitable[None]]
+
+
+class Link:
+    def __init__(
+        self,
+        peer_id: str,
+        stream: MessageStream,
+        view: PeerView,
+        dialled_by: str,
+        vv: Mapping[str, int],
+        log_: EventLog,
+    ) -> None:
+        self.peer_id = peer_id
+        self.stream = stream
+        self.view = view
+        self.dialled_by = dialled_by
+        self._vv = vv  # this node's live version vector
+        self._log = log_
+        self.sent: dict[str, int] = dict(view.acked)  # per origin: the peer has up to here
+        self._wake = trio.Event()
+        self._pong_due = False
+        self._acked_sent: dict[str, int] = {}
+        self._requests: list[Message] = []
+        self._pulled: dict[str, float] = {}  # origin -> when last asked for
+        self.closed = trio.Event()
+        self._cancel = trio.CancelScope()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def request_pull(self, pull: Pull, interval: float) -> None:
+        """Ask the peer to resend an origin's events; at most once per ``interval``."""
+        now = trio.current_time()
+        if now - self._pulled.get(pull.origin, -interval) >= interval:
+            self._pulled[pull.origin] = now
+            self._requests.append(pull)
+            self.wake()
+
+    def close(self) -> None:
+        self._cancel.cancel()
+
+    def peer_has(self, events: list[SignedEvent]) -> None:
+        for event in events:
+            body = event.body
+            if body.seq > self.sent.get(body.origin, 0):
+                self.sent[body.origin] = body.seq
+
+    async def run(
+        self, ingest: Ingest, on_ack: Callable[[], None], heartbeat: float, dead_after: float
+    ) -> None:
+        """Serve the link until it fails or is closed; never raises for link errors."""
+        self.view.up = True
+        try:
+            with self._cancel:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._write_loop, heartbeat)
+                    await self._read_loop(ingest, on_ack, dead_after)
+                    nursery.cancel_scope.cancel()
+        finally:
+            self.view.up = False
+            self.view.bytes_in += self.stream.bytes_in
+            self.view.bytes_out += self.stream.bytes_out
+            self.closed.set()
+            with trio.CancelScope(shield=True):
+                await self.stream.aclose()
+
+    async def _read_loop(
+        self, ingest: Ingest, on_ack: Callable[[], None], dead_after: float
+    ) -> None:
+        while True:
+            with trio.move_on_after(dead_after) as timer:
+                message = await self.stream.receive()
+            if timer.cancelled_caught:
+                log.warning(
+                    "peer %s silent for %.1f s; closing the link", self.peer_id[:12], dead_after
+                )
+                return
+            self.view.saw()
+            match message:
+                case Events():
+                    self.peer_has(message.events)
+                    await ingest(self, message.events)
+                case Ping() | Pong():
+                    if self.view.ack(message.vv):
+                        on_ack()
+                    for origin, seq in message.vv.items():
+                        if seq > self.sent.get(origin, 0):
+                            self.sent[origin] = seq
+                    if isinstance(message, Ping):
+                        self._pong_due = True
+                        self.wake()
+                case Pull():
+                    self.sent[message.origin] = min(self.sent.get(message.origin, 0), message.after)
+                    self.wake()
+                case Error():
+                    log.warning(
+                        "peer %s reports %s: %s", self.peer_id[:12], message.code, message.message
+                    )
+                    return
+                case _:
+                    log.warning(
+                        "peer %s sent an unexpected %s; closing the link",
+                        self.peer_id[:12],
+                        type(message).__name__,
+                    )
+                    return
+
+    def _missing(self) -> tuple[list[SignedEvent], bool]:
+        """The next events the peer lacks, and whether more remain after them."""
+        events: list[SignedEvent] = []
+        more = False
+        budget = ROUND_BYTES
+        for origin, seq in list(self._vv.items()):
+            after = self.sent.get(origin, 0)
+            if seq <= after:
+                continue
+            if budget <= 0:
+                more = True
+                break
+            batch = self._log.after(origin, after, ROUND_EVENTS, budget)
+            events.extend(batch)
+            budget -= sum(len(e.to_wire()) for e in batch)
+            if batch:
+                self.sent[origin] = batch[-1].body.seq
+            more = more or after + len(batch) < seq
+        return events, more
+
+    async def _write_loop(self, heartbeat: float) -> None:
+        last_send = trio.current_time()
+        while True:
+            with trio.move_on_after(max(0.0, last_send + heartbeat - trio.current_time())):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            events, more = self._missing()
+            messages: list[Message] = [*self._requests, *event_batches(events)]
+            self._requests.clear()
+            vv = dict(self._vv)
+            if self._pong_due or vv != self._acked_sent:
+                messages.append(Pong(vv))
+                self._pong_due = False
+                self._acked_sent = vv
+            if trio.current_time() - last_send >= heartbeat:
+                messages.append(Ping(vv))
+            if messages:
+                await self.stream.send(messages)
+                last_send = trio.current_time()
+            if more:
+                self.wake()

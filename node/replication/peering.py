@@ -1,0 +1,426 @@
+"""The node's peer links: accepting and dialling them, and applying what arrives.
+
+Theory of operation:
+
+- Every node listens on its peer port and dials every other active member, so a link
+  forms as soon as either side can reach the other. When both dials succeed, the link
+  dialled by the lower node id is kept on both sides; a new link from the same dialler
+  replaces an old one (which may be dead without anyone having noticed yet).
+- A link starts with HELLO both ways. The peer's node id must be the key of its TLS
+  certificate and an active member. Its vector sets where this node's cursors start,
+  so each side sends exactly what the other lacks; then live push and heartbeats
+  (``node.replication.link``). Failed dials back off exponentially, capped, with jitter.
+- Events from all links go through one ingest task: checks that need no state
+  (cluster, signature, a known origin), then the causal buffer, then the replica's full
+  checks and commit. A refused event is counted and logged once per peer and reason; it
+  is never applied and so never relayed.
+- Sequence numbers are never reused: if a peer's HELLO shows more of this node's own
+  events than it has (it was restored from an older copy), local writes wait until they
+  are back. At start, writes wait for the first HELLO, at most ``write_hold_ms``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import trio
+
+from node.config import parse_address
+from node.identity import IdentityFiles
+from node.replication.delivery import BufferFull, CausalBuffer, units, whole_chunks
+from node.replication.eventlog import EventLog
+from node.replication.link import Link, PeerView
+from node.replication.tls import (
+    PeerCertificateError,
+    member_client_context,
+    node_id_of_certificate,
+    server_context,
+)
+from node.replication.wire import LinkClosed, MessageStream
+from node.service import DB_FILE, NodeState
+from protocol.clock import hlc_physical_ms
+from protocol.events import EventError, SignedEvent, verify_signature
+from protocol.frames import FrameError
+from protocol.peer import PROTOCOL_VERSION, Error, Hello, MessageError, Pull, check_hello
+from protocol.statekeys import member_key
+
+log = logging.getLogger("peer53.peering")
+INGEST_QUEUE = 64
+APPLY_CHUNK = 500  # events per commit when catching up
+# What one bad connection may raise; anything else is a bug and is logged with a trace.
+LINK_ERRORS = (
+    OSError,
+    ssl.SSLError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    trio.TooSlowError,
+    LinkClosed,
+    MessageError,
+    FrameError,
+    PeerCertificateError,
+)
+
+
+class Peering:
+    def __init__(self, state: NodeState, join_handler: JoinHandler | None = None) -> None:
+        self.state = state
+        self.me = state.identity.node_id
+        self.timers = state.config.peering
+        files = IdentityFiles(state.data_dir)
+        self._server_context = server_context(files)
+        self._client_context = member_client_context(files)
+        self.log = EventLog(state.data_dir / DB_FILE)
+        self.join_handler = join_handler
+        self.views: dict[str, PeerView] = {}
+        self.links: dict[str, Link] = {}
+        self.buffer = CausalBuffer()
+        self.rejected: Counter[str] = Counter()
+        self._logged: set[tuple[str, str]] = set()
+        self._announced: set[str] = set()  # members added by events still in the buffer
+        send, receive = trio.open_memory_channel[tuple[Link, list[SignedEvent]]](INGEST_QUEUE)
+        self._ingest_send, self._ingest_receive = send, receive
+        self._acks = trio.Event()
+        self._dialers: set[str] = set()
+        self._own_needed = 0
+        self._hello_seen = False
+        self._hold_expired = False
+        state.on_applied.append(self._on_applied)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def run(
+        self, listeners: list[trio.SocketListener], *, task_status: Any = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        if self._other_members():
+            self.state.hold_writes()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(trio.serve_listeners, self._handle_inbound, listeners)
+                nursery.start_soon(self._ingest_loop)
+                nursery.start_soon(self._supervise, nursery)
+                nursery.start_soon(self._write_hold_timer)
+                task_status.started()
+        finally:
+            self.log.close()
+
+    def _other_members(self) -> list[str]:
+        return [m for m in self.state.replica.active_members() if m != self.me]
+
+    async def _supervise(self, nursery: trio.Nursery) -> None:
+        """Dial every active member; close links to nodes that are no longer members."""
+        while True:
+            members = set(self._other_members())
+            for node_id in members - self._dialers:
+                self._dialers.add(node_id)
+                nursery.start_soon(self._dial_loop, node_id)
+            for node_id, link in list(self.links.items()):
+                if node_id not in members:
+                    link.close()
+            await trio.sleep(self.timers.heartbeat_ms / 1000)
+
+    async def _write_hold_timer(self) -> None:
+        await trio.sleep(self.timers.write_hold_ms / 1000)
+        self._hold_expired = True
+        if self.state.writes_held and not self._hello_seen:
+            log.warning(
+                "no peer reachable within %d ms of start; accepting writes",
+                self.timers.write_hold_ms,
+            )
+        self._check_writes()
+
+    # -- links ---------------------------------------------------------------------------
+
+    async def _handle_inbound(self, tcp: trio.SocketStream) -> None:
+        try:
+            tls = trio.SSLStream(tcp, self._server_context, server_side=True)
+            with trio.fail_after(self.timers.connect_timeout_ms / 1000):
+                await tls.do_handshake()
+            der = tls.getpeercert(binary_form=True)
+            stream = MessageStream(tls)
+            if not der:
+                await self._join(stream)
+                return
+            peer_id = node_id_of_certificate(der)
+            await self._run_link(stream, peer_id, dialled_by=peer_id)
+        except LINK_ERRORS as exc:
+            log.debug("inbound peer connection ended: %s", exc)
+        except Exception:
+            log.exception("inbound peer connection failed")
+        finally:
+            await trio.aclose_forcefully(tcp)
+
+    async def _join(self, stream: MessageStream) -> None:
+        if self.join_handler is None:
+            await stream.send([Error("not_member", "a member certificate is required")])
+            return
+        await self.join_handler(stream)
+
+    async def _dial_loop(self, peer_id: str) -> None:
+        backoff_min = self.timers.backoff_min_ms / 1000
+        backoff = backoff_min
+        failures = 0
+        while self.state.replica.is_member(peer_id):
+            link = self.links.get(peer_id)
+            if link is not None:
+                await link.closed.wait()
+                backoff = backoff_min
+            else:
+                try:
+                    if await self._dial(peer_id):
+                        backoff, failures = backoff_min, 0
+                except LINK_ERRORS as exc:
+                    failures += 1
+                    if failures == 1:
+                        log.info("cannot link to %s: %s (retrying)", peer_id[:12], exc)
+            await trio.sleep(backoff * random.uniform(0.5, 1.5))
+            backoff = min(backoff * 2, self.timers.backoff_max_ms / 1000)
+        self._dialers.discard(peer_id)
+
+    async def _dial(self, peer_id: str) -> bool:
+        """One connection attempt; True if a link was established (and has now ended)."""
+        value = self.state.replica.registers.value(member_key(peer_id))
+        address = parse_address(value["peer"] if isinstance(value, dict) else "", "peer address")
+        if address.port == 0:
+            raise OSError(f"member {peer_id[:12]} has not published its peer port yet")
+        with trio.fail_after(self.timers.connect_timeout_ms / 1000):
+            tcp = await trio.open_tcp_stream(address.host, address.port)
+            tls = trio.SSLStream(tcp, self._client_context, server_hostname=None)
+            try:
+                await tls.do_handshake()
+            except BaseException:
+                await trio.aclose_forcefully(tcp)
+                raise
+        stream = MessageStream(tls)
+        try:
+            if node_id_of_certificate(tls.getpeercert(binary_form=True) or b"") != peer_id:
+                raise PeerCertificateError(f"{address} answered with another node's certificate")
+            return await self._run_link(stream, peer_id, dialled_by=self.me)
+        finally:
+            await stream.aclose()
+
+    def _hello(self) -> Hello:
+        replica = self.state.replica
+        return Hello(
+            PROTOCOL_VERSION,
+            self.state.identity.cluster_id,
+            self.me,
+            dict(replica.vv),
+            replica.registers.merkle.root(),
+        )
+
+    async def _run_link(self, stream: MessageStream, peer_id: str, dialled_by: str) -> bool:
+        await stream.send([self._hello()])
+        with trio.fail_after(self.timers.connect_timeout_ms / 1000):
+            hello = await stream.receive()
+        if not isinstance(hello, Hello):
+            await stream.send([Error("protocol", "the first message must be HELLO")])
+            return False
+        error = check_hello(hello, self.state.identity.cluster_id, peer_id)
+        if error is None and not self.state.replica.is_member(peer_id):
+            error = Error("not_member", "this node is not an active member of the cluster")
+        if error is not None:
+            self._reject(error.code, peer_id, error.message)
+            await stream.send([error])
+            return False
+        view = self.views.setdefault(peer_id, PeerView())
+        view.saw()
+        view.ack(hello.vv)
+        self._note_hello(hello)
+        link = Link(peer_id, stream, view, dialled_by, self.state.replica.vv, self.log)
+        if not self._register(link):
+            return False
+        log.info("link to %s up (dialled by %s)", peer_id[:12], dialled_by[:12])
+        try:
+            await link.run(
+                self._ingest,
+                self._acked,
+                self.timers.heartbeat_ms / 1000,
+                self.timers.dead_after_ms / 1000,
+            )
+        finally:
+            if self.links.get(peer_id) is link:
+                del self.links[peer_id]
+                log.info("link to %s down", peer_id[:12])
+        return True
+
+    def _register(self, link: Link) -> bool:
+        """Keep one link per peer: the one dialled by the lower node id wins."""
+        existing = self.links.get(link.peer_id)
+        if existing is not None:
+            preferred = min(self.me, link.peer_id)
+            if existing.dialled_by == preferred and link.dialled_by != preferred:
+                return False
+            existing.close()
+        self.links[link.peer_id] = link
+        return True
+
+    # -- applying events -----------------------------------------------------------------
+
+    async def _ingest(self, link: Link, events: list[SignedEvent]) -> None:
+        await self._ingest_send.send((link, events))
+
+    def _reject(self, reason: str, peer_id: str, detail: str) -> None:
+        self.rejected[reason] += 1
+        if (peer_id, reason) not in self._logged:
+            self._logged.add((peer_id, reason))
+            log.warning("refused from peer %s (%s): %s", peer_id[:12], reason, detail)
+
+    def _authentic(self, event: SignedEvent, peer_id: str) -> bool:
+        if event.body.cluster != self.state.identity.cluster_id:
+            self._reject("foreign_cluster", peer_id, "an event for another cluster")
+            return False
+        try:
+            verify_signature(event)
+        except EventError as exc:
+            self._reject("bad_signature", peer_id, str(exc))
+            return False
+        return True
+
+    def _known_origin(self, origin: str) -> bool:
+        return (
+            origin in self._announced
+            or self.state.replica.registers.get(member_key(origin)) is not None
+        )
+
+    def _admit(self, events: list[SignedEvent], peer_id: str) -> list[SignedEvent]:
+        """Authentic events from known origins. An origin is also known when an admitted
+        event of the same batch makes it a member (a joiner's first events)."""
+        waiting = [e for e in events if self._authentic(e, peer_id)]
+        admitted: list[SignedEvent] = []
+        progress = True
+        while waiting and progress:
+            progress = False
+            for event in list(waiting):
+                if self._known_origin(event.body.origin):
+                    waiting.remove(event)
+                    admitted.append(event)
+                    self._announced.update(_members_written(event))
+                    progress = True
+        for event in waiting:
+            self._reject("unknown_origin", peer_id, f"an event from {event.body.origin[:12]}")
+        return admitted
+
+    async def _ingest_loop(self) -> None:
+        async for link, events in self._ingest_receive:
+            try:
+                self.buffer.add(self._admit(events, link.peer_id), self.state.replica.vv)
+            except BufferFull as exc:
+                log.warning("closing the link to %s: %s", link.peer_id[:12], exc)
+                link.close()
+            for held, other in self.buffer.conflicts:
+                log.error(
+                    "ALARM: %s reused sequence number %d (events %s and %s); keeping the first",
+                    held.body.origin[:12],
+                    held.body.seq,
+                    held.id[:12],
+                    other.id[:12],
+                )
+                self.rejected["sequence_reused"] += 1
+            self.buffer.conflicts.clear()
+            await self._deliver(link.peer_id)
+            self._request_gaps(link)
+
+    async def _deliver(self, peer_id: str) -> None:
+        while True:
+            ready = self.buffer.ready(self.state.replica.vv)
+            if not ready:
+                return
+            for chunk in whole_chunks(ready, APPLY_CHUNK):
+                try:
+                    await self.state.apply_remote(chunk)
+                except EventError:
+                    await self._deliver_one_by_one(chunk, peer_id)
+
+    async def _deliver_one_by_one(self, events: list[SignedEvent], peer_id: str) -> None:
+        """Find the refused unit; what follows it from the same origin waits again."""
+        pieces = list(units(events))
+        for index, unit in enumerate(pieces):
+            try:
+                await self.state.apply_remote(unit)
+            except EventError as exc:
+                self._reject("invalid", peer_id, str(exc))
+                rest = [e for later in pieces[index + 1 :] for e in later]
+                self.buffer.add(rest, self.state.replica.vv)
+                return
+
+    def _request_gaps(self, link: Link) -> None:
+        for origin, after in self.buffer.gaps(self.state.replica.vv).items():
+            link.request_pull(Pull(origin, after), self.timers.heartbeat_ms / 1000)
+
+    # -- notifications -------------------------------------------------------------------
+
+    def _on_applied(self, events: Sequence[SignedEvent]) -> None:
+        self.log.remember(events)
+        for link in self.links.values():
+            link.wake()
+        self._check_writes()
+
+    def _acked(self) -> None:
+        self._acks.set()
+        self._acks = trio.Event()
+
+    def _note_hello(self, hello: Hello) -> None:
+        self._hello_seen = True
+        self._own_needed = max(self._own_needed, hello.vv.get(self.me, 0))
+        self._check_writes()
+
+    def _check_writes(self) -> None:
+        have = self.state.replica.vv.get(self.me, 0)
+        if self._own_needed > have:
+            if not self.state.writes_held:
+                log.error(
+                    "a peer holds this node's events up to %d but only %d are here "
+                    "(restored from an older copy?); holding writes until they are back",
+                    self._own_needed,
+                    have,
+                )
+                self.state.hold_writes()
+        elif self.state.writes_held and (self._hello_seen or self._hold_expired):
+            self.state.release_writes()
+
+    async def wait_applied(self, origin: str, seq: int, nodes: int, timeout: float) -> int:
+        """Wait until ``nodes`` nodes (this one included) applied (origin, seq)."""
+        with trio.move_on_after(timeout):
+            while (count := self.applied_count(origin, seq)) < nodes:
+                await self._acks.wait()
+            return count
+        return self.applied_count(origin, seq)
+
+    def applied_count(self, origin: str, seq: int) -> int:
+        peers = sum(
+            1
+            for node_id, view in self.views.items()
+            if view.acked.get(origin, 0) >= seq and self.state.replica.is_member(node_id)
+        )
+        return 1 + peers
+
+    # -- status --------------------------------------------------------------------------
+
+    def lag(self, peer_id: str, now_ms: int) -> dict[str, Any]:
+        """Events this node has that the peer has not acknowledged, and the oldest's age."""
+        view = self.views.get(peer_id, PeerView())
+        events = 0
+        oldest: int | None = None
+        for origin, seq in self.state.replica.vv.items():
+            acked = view.acked.get(origin, 0)
+            if seq > acked:
+                events += seq - acked
+                hlc = self.log.hlc_of(origin, acked + 1)
+                if hlc is not None and (oldest is None or hlc < oldest):
+                    oldest = hlc
+        seconds = 0.0 if oldest is None else max(0.0, (now_ms - hlc_physical_ms(oldest)) / 1000)
+        return {"events": events, "seconds": round(seconds, 3)}
+
+
+JoinHandler = Callable[[MessageStream], Any]
+
+
+def _members_written(event: SignedEvent) -> Iterator[str]:
+    for key, value in event.body.writes.items():
+        if key.startswith("member ") and isinstance(value, dict):
+            yield key[len("member ") :]
