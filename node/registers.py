@@ -37,9 +37,14 @@ def rank(key: str, value: JSONValue) -> int:
     """How final a value is; a higher rank always wins (DESIGN: security objects are
     terminal). A revoked token, a member that left or was removed, and a used or revoked
     invite never come back; an invite that was used stays "used" even if it is revoked
-    concurrently, so the record of who joined is kept."""
+    concurrently, so the record of who joined is kept. A zone register ranks by its
+    generation: generations only grow, so a deleted zone's records stay dead whatever
+    order the events arrive in."""
     if not isinstance(value, dict):
         return 0
+    if key.startswith("zone "):
+        gen = value.get("gen")
+        return gen if isinstance(gen, int) else 0
     if key.startswith("token "):
         return 1 if value.get("revoked") is True else 0
     if key.startswith("member "):

@@ -4,6 +4,7 @@ import random
 import tempfile
 from pathlib import Path
 
+import dns.rdata
 import nacl.signing
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,12 +15,24 @@ from node.replication.delivery import CausalBuffer
 from node.store.database import Database
 from protocol.clock import hlc_tick, vv_merge
 from protocol.events import EventBody, Group, SignedEvent, node_id_of, sign_event
-from protocol.statekeys import member_key, setting_key, token_key
+from protocol.statekeys import (
+    member_key,
+    rdata_digest,
+    rr_key,
+    rrset_key,
+    serial_key,
+    setting_key,
+    token_key,
+    ttl_key,
+    zone_key,
+)
 
 CLUSTER = "c"
 KEYS = [nacl.signing.SigningKey(bytes([i + 1]) * 32) for i in range(3)]
 IDS = [node_id_of(k.verify_key) for k in KEYS]
 TOKEN = {"name": "t", "role": "reader", "zones": None, "hash": "0" * 64}
+ZONE = "z.test."
+SOA = "ns.z.test. hostmaster.z.test. 0 3600 600 86400 300"
 
 
 class Simulated:
@@ -30,6 +43,7 @@ class Simulated:
         self.seen: list[dict[str, int]] = [{} for _ in KEYS]
         self.seq = [0, 0, 0]
         self.hlc = [0, 0, 0]
+        self.gen = [-1, -1, -1]  # the zone generation each writer has seen (-1: none)
         genesis = {member_key(i): {"name": i[:4], "peer": "", "status": "active"} for i in IDS}
         self.write(0, genesis)
 
@@ -51,6 +65,26 @@ class Simulated:
 
     def sync(self, source: int, target: int) -> None:
         self.seen[target] = vv_merge(self.seen[target], self.seen[source])
+        self.gen[target] = max(self.gen[target], self.gen[source])
+
+    def zone(self, node: int, live: bool, address: int) -> None:
+        """Delete, or create/import with one A record: always a new generation."""
+        self.gen[node] += 1
+        gen = self.gen[node]
+        writes: dict[str, object] = {zone_key(ZONE): {"gen": gen, "live": live, "ttl": 60}}
+        if live:
+            writes[rrset_key(ZONE, gen, ZONE, "SOA")] = {"ttl": 60, "rdata": [SOA]}
+            writes[serial_key(ZONE, gen, IDS[node])] = {"base": 0, "count": 1}
+            writes.update(self.record(node, address))
+        self.write(node, writes)
+
+    def record(self, node: int, address: int) -> dict[str, object]:
+        gen, text = self.gen[node], f"192.0.2.{address}"
+        digest = rdata_digest(dns.rdata.from_text("IN", "A", text))
+        return {
+            rr_key(ZONE, gen, "www." + ZONE, "A", digest): {"rdata": text},
+            ttl_key(ZONE, gen, "www." + ZONE, "A"): {"ttl": 60},
+        }
 
 
 def _scenario(ops: list[tuple[int, int, int, int]]) -> list[SignedEvent]:
@@ -67,12 +101,19 @@ def _scenario(ops: list[tuple[int, int, int, int]]) -> list[SignedEvent]:
             gid = f"g{len(sim.events)}"
             sim.write(node, {setting_key(f"k{key}"): {"value": value}}, Group(gid, 1, 2))
             sim.write(node, {setting_key(f"k{key + 1}"): {"value": value}}, Group(gid, 2, 2))
+        elif kind == 3:
+            sim.zone(node, live=key != 0, address=value)
+        elif kind == 4 and sim.gen[node] >= 0:
+            sim.write(node, sim.record(node, value))
         else:
             sim.sync(node, (node + value) % 3)
     return sim.events
 
 
-def _converge(events: list[SignedEvent], order: random.Random, tmp: Path) -> dict[str, Register]:
+Converged = tuple[dict[str, Register], list[str]]
+
+
+def _converge(events: list[SignedEvent], order: random.Random, tmp: Path) -> Converged:
     replica = Replica(Database(tmp / f"{len(list(tmp.iterdir()))}.db"), CLUSTER)
     buffer = CausalBuffer()
     shuffled = events[:]
@@ -85,16 +126,22 @@ def _converge(events: list[SignedEvent], order: random.Random, tmp: Path) -> dic
         if ready:
             replica.apply(ready)
     assert len(buffer) == 0 and not buffer.conflicts
-    return dict(replica.registers.items())
+    served = sorted(r.to_text() for zone in replica.zones for r in zone.rrsets())
+    keys = replica.materialiser.zone_generation(ZONE)
+    for key in dict(replica.registers.items()):
+        if key.startswith(("rr ", "ttl ", "rrset ")):
+            # a deleted generation's records are gone, never merely hidden
+            assert keys is not None and int(key.split(" ")[2]) == keys.gen
+    return dict(replica.registers.items()), served
 
 
 OPS = st.lists(
-    st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(0, 3), st.integers(0, 10)),
+    st.tuples(st.integers(0, 5), st.integers(0, 2), st.integers(0, 3), st.integers(0, 10)),
     max_size=25,
 )
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(ops=OPS, seed=st.integers(0, 2**32))
 def test_any_arrival_order_gives_the_same_state(
     ops: list[tuple[int, int, int, int]], seed: int
@@ -135,3 +182,21 @@ def test_already_applied_events_are_dropped() -> None:
     buffer = CausalBuffer()
     buffer.add(sim.events, {IDS[0]: 1})
     assert len(buffer) == 0
+
+
+def test_a_higher_zone_generation_wins_over_a_later_stamp(tmp_path: Path) -> None:
+    """Node 0 deletes and re-creates the zone; node 1, which saw none of it, creates it
+    later by the clock. Generations only grow, so node 0's newest generation is served
+    everywhere and node 1's records (an older generation) are dropped in every order."""
+    sim = Simulated()
+    sim.sync(0, 1)
+    sim.zone(0, live=True, address=1)
+    sim.zone(0, live=False, address=0)
+    sim.zone(0, live=True, address=2)
+    sim.zone(1, live=True, address=3)
+    results = [_converge(sim.events, random.Random(seed), tmp_path) for seed in range(8)]
+    registers, served = results[0]
+    assert all(result == results[0] for result in results)
+    assert any("192.0.2.2" in line for line in served)
+    assert not any("192.0.2.3" in line or "192.0.2.1" in line for line in served)
+    assert registers[zone_key(ZONE)].value == {"gen": 2, "live": True, "ttl": 60}

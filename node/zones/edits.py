@@ -137,7 +137,9 @@ class ZoneEditor:
         keys = self.materialiser.zone_generation(zone)
         if keys is not None and keys.live:
             raise ZoneExists(zone)
-        gen = 0 if keys is None else keys.gen
+        # A deleted zone starts a new generation: records a concurrent import wrote into
+        # the deleted generation must not come back.
+        gen = 0 if keys is None else keys.gen + 1
         hosts = list(ns)
         defaults = SoaDefaults()
         soa = dns.rdtypes.ANY.SOA.SOA(  # type: ignore[no-untyped-call]
