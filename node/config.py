@@ -15,6 +15,7 @@ from typing import Any
 import tomli_w
 
 from node import __version__
+from protocol.events import NODE_ID_RE
 
 CONFIG_FILE = "peer53.toml"
 
@@ -94,6 +95,8 @@ class NodeConfig:
     dns: DnsConfig = field(default_factory=DnsConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     peering: PeeringConfig = field(default_factory=PeeringConfig)
+    # Where to dial a member instead of its published address: for NAT, or a test proxy.
+    dial_overrides: dict[str, str] = field(default_factory=dict)
 
     def advertised_peer(self) -> str:
         """The peer address other nodes are told to dial (members list, invites)."""
@@ -143,6 +146,18 @@ def _section(cls: type[Any], doc: Any, where: str) -> Any:
     return cls(**doc)
 
 
+def _dial_overrides(doc: Any) -> dict[str, str]:
+    if not isinstance(doc, dict):
+        raise ConfigError("[dial_overrides] must be a table")
+    for node_id, address in doc.items():
+        if not NODE_ID_RE.fullmatch(node_id):
+            raise ConfigError(f"[dial_overrides] {node_id!r} is not a node id (64 hex digits)")
+        if not isinstance(address, str):
+            raise ConfigError(f'[dial_overrides] {node_id[:12]}: expected "HOST:PORT"')
+        parse_address(address, f"[dial_overrides] {node_id[:12]}")
+    return dict(doc)
+
+
 def validate(config: NodeConfig) -> NodeConfig:
     config.addresses()
     if config.listen.advertise:
@@ -179,7 +194,7 @@ def load_config(data_dir: Path) -> NodeConfig:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    unknown = sorted(set(doc) - {"node", "listen", "dns", "api", "peering"})
+    unknown = sorted(set(doc) - {"node", "listen", "dns", "api", "peering", "dial_overrides"})
     if unknown:
         raise ConfigError(f"{path}: unknown section [{unknown[0]}]")
     node = doc.get("node", {})
@@ -193,6 +208,7 @@ def load_config(data_dir: Path) -> NodeConfig:
                 dns=_section(DnsConfig, doc.get("dns", {}), "dns"),
                 api=_section(ApiConfig, doc.get("api", {}), "api"),
                 peering=_section(PeeringConfig, doc.get("peering", {}), "peering"),
+                dial_overrides=_dial_overrides(doc.get("dial_overrides", {})),
             )
         )
     except ConfigError as exc:

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster import Cluster
 from tests.nodeproc import NodeProcess
 
 SHARED_TCP_IDLE_TIMEOUT = 2
@@ -19,3 +20,16 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
         yield proc
     finally:
         assert proc.stop() == 0, proc.log.read_text()
+
+
+@pytest.fixture(scope="session")
+def cluster3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Three nodes formed by invites and joins, every link through a cuttable proxy.
+
+    Tests share it: each uses its own zones, and any test that partitions heals before
+    it ends (``healed``)."""
+    cluster = Cluster.form(Path(tmp_path_factory.mktemp("cluster3")), 3, proxied=True)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

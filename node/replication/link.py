@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 
 from node.replication.eventlog import EventLog
-from node.replication.wire import MAX_EVENT_BYTES_PER_MESSAGE, MessageStream, event_batches
+from node.replication.wire import (
+    LINK_ERRORS,
+    MAX_EVENT_BYTES_PER_MESSAGE,
+    MessageStream,
+    event_batches,
+)
 from protocol.events import SignedEvent
 from protocol.peer import MAX_EVENTS_PER_MESSAGE, Error, Events, Message, Ping, Pong, Pull
 
@@ -107,9 +113,8 @@ class Link:
         try:
             with self._cancel:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._write_loop, heartbeat)
-                    await self._read_loop(ingest, on_ack, dead_after)
-                    nursery.cancel_scope.cancel()
+                    nursery.start_soon(self._guarded, self._write_loop(heartbeat))
+                    await self._guarded(self._read_loop(ingest, on_ack, dead_after))
         finally:
             self.view.up = False
             self.view.bytes_in += self.stream.bytes_in
@@ -117,6 +122,15 @@ class Link:
             self.closed.set()
             with trio.CancelScope(shield=True):
                 await self.stream.aclose()
+
+    async def _guarded(self, loop: Coroutine[Any, Any, None]) -> None:
+        """Either loop ending, normally or by a link error, ends the link."""
+        try:
+            await loop
+        except LINK_ERRORS as exc:
+            log.debug("link to %s failed: %r", self.peer_id[:12], exc)
+        finally:
+            self._cancel.cancel()
 
     async def _read_loop(
         self, ingest: Ingest, on_ack: Callable[[], None], dead_after: float

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import random
-import ssl
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -41,29 +40,19 @@ from node.replication.tls import (
     node_id_of_certificate,
     server_context,
 )
-from node.replication.wire import LinkClosed, MessageStream
+from node.replication.wire import LINK_ERRORS, MessageStream
 from node.service import DB_FILE, NodeState
 from protocol.clock import hlc_physical_ms
 from protocol.events import EventError, SignedEvent, verify_signature
-from protocol.frames import FrameError
-from protocol.peer import PROTOCOL_VERSION, Error, Hello, MessageError, Pull, check_hello
+from protocol.peer import PROTOCOL_VERSION, Error, Hello, Pull, check_hello
 from protocol.statekeys import member_key
 
 log = logging.getLogger("peer53.peering")
 INGEST_QUEUE = 64
 APPLY_CHUNK = 500  # events per commit when catching up
-# What one bad connection may raise; anything else is a bug and is logged with a trace.
-LINK_ERRORS = (
-    OSError,
-    ssl.SSLError,
-    trio.BrokenResourceError,
-    trio.ClosedResourceError,
-    trio.TooSlowError,
-    LinkClosed,
-    MessageError,
-    FrameError,
-    PeerCertificateError,
-)
+# What one bad connection may raise; anything else is a bug, logged with a trace, and
+# still ends only that connection.
+CONNECTION_ERRORS = (*LINK_ERRORS, PeerCertificateError)
 
 
 class Peering:
@@ -147,7 +136,7 @@ class Peering:
                 return
             peer_id = node_id_of_certificate(der)
             await self._run_link(stream, peer_id, dialled_by=peer_id)
-        except LINK_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             log.debug("inbound peer connection ended: %s", exc)
         except Exception:
             log.exception("inbound peer connection failed")
@@ -173,10 +162,12 @@ class Peering:
                 try:
                     if await self._dial(peer_id):
                         backoff, failures = backoff_min, 0
-                except LINK_ERRORS as exc:
+                except CONNECTION_ERRORS as exc:
                     failures += 1
                     if failures == 1:
                         log.info("cannot link to %s: %s (retrying)", peer_id[:12], exc)
+                except Exception:
+                    log.exception("the link to %s failed", peer_id[:12])
             await trio.sleep(backoff * random.uniform(0.5, 1.5))
             backoff = min(backoff * 2, self.timers.backoff_max_ms / 1000)
         self._dialers.discard(peer_id)
@@ -184,7 +175,10 @@ class Peering:
     async def _dial(self, peer_id: str) -> bool:
         """One connection attempt; True if a link was established (and has now ended)."""
         value = self.state.replica.registers.value(member_key(peer_id))
-        address = parse_address(value["peer"] if isinstance(value, dict) else "", "peer address")
+        published = value["peer"] if isinstance(value, dict) else ""
+        address = parse_address(
+            self.state.config.dial_overrides.get(peer_id, published), "peer address"
+        )
         if address.port == 0:
             raise OSError(f"member {peer_id[:12]} has not published its peer port yet")
         with trio.fail_after(self.timers.connect_timeout_ms / 1000):

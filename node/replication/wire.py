@@ -7,13 +7,21 @@ one by one and cheap in batches.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterable, Iterator
 
 import trio
 
 from protocol.events import SignedEvent
-from protocol.frames import FrameDecoder, encode_frame
-from protocol.peer import MAX_EVENTS_PER_MESSAGE, Events, Message, decode_message, encode_message
+from protocol.frames import FrameDecoder, FrameError, encode_frame
+from protocol.peer import (
+    MAX_EVENTS_PER_MESSAGE,
+    Events,
+    Message,
+    MessageError,
+    decode_message,
+    encode_message,
+)
 
 RECEIVE_CHUNK = 65536
 # Event wires per EVENTS message; base64 makes them 4/3 larger, well inside MAX_FRAME.
@@ -22,6 +30,19 @@ MAX_EVENT_BYTES_PER_MESSAGE = 6 * 1024 * 1024
 
 class LinkClosed(Exception):
     """The other side closed the connection."""
+
+
+# What a bad or broken connection raises; each ends that connection and nothing else.
+LINK_ERRORS = (
+    OSError,
+    ssl.SSLError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    trio.TooSlowError,
+    LinkClosed,
+    MessageError,
+    FrameError,
+)
 
 
 class MessageStream:
