@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import dns.message
 import httpx
 
 from tests.cluster import Cluster, ctl, poll
@@ -102,14 +103,11 @@ def test_concurrent_writes_on_every_node_converge(cluster3: Cluster) -> None:
     answers = _same_everywhere(cluster3, every)
     assert all(rcode == 0 and rrsets for rcode, rrsets in answers.values())  # type: ignore[misc]
     with cluster3.nodes[0].client() as api:
-        serials = {cluster3.nodes[i].query(_soa_query(zone)).answer[0][0].serial for i in ALL}
+        serials = {
+            cluster3.nodes[i].query(dns.message.make_query(zone, "SOA")).answer[0][0].serial
+            for i in ALL
+        }
         assert len(serials) == 1 and api.get(f"/api/v1/zones/{zone}").json()["serial"] in serials
-
-
-def _soa_query(zone: str):  # type: ignore[no-untyped-def]
-    import dns.message
-
-    return dns.message.make_query(zone, "SOA")
 
 
 def test_concurrent_adds_to_one_rrset_both_survive(cluster3: Cluster) -> None:

@@ -223,7 +223,7 @@ class Peering:
             return False
         view = self.views.setdefault(peer_id, PeerView())
         view.saw()
-        view.ack(hello.vv)
+        view.acked = dict(hello.vv)  # what it has now: after a restore, less than it acked
         self._note_hello(hello)
         link = Link(peer_id, stream, view, dialled_by, self.state.replica.vv, self.log)
         if not self._register(link):
