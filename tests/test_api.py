@@ -198,3 +198,46 @@ def test_dns_answers_for_imported_zone_types(node: NodeProcess) -> None:
     answer = node.query(dns.message.make_query("host-7.example.net.", "A"), tcp=True)
     assert [rr.to_text() for rr in answer.answer[0]] == ["198.51.100.7"]
     assert answer.answer[0].rdtype == dns.rdatatype.A
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"wait": "0"},
+        {"wait": "2"},
+        {"wait": "x"},
+        {"wait": "1", "timeout": "0"},
+        {"wait": "1", "timeout": "301"},
+        {"wait": "1", "timeout": "soon"},
+        {"timeout": "5"},
+    ],
+)
+def test_a_bad_wait_is_refused_before_anything_changes(
+    node: NodeProcess, params: dict[str, str]
+) -> None:
+    with node.client() as c:
+        c.post("/api/v1/zones", json={"name": "badwait.test", "ns": ["ns1.badwait.test."]})
+        before = _state(c, "badwait.test")
+        response = c.put(
+            "/api/v1/zones/badwait.test/rrsets/www/A",
+            params=params,
+            json={"ttl": 60, "records": ["192.0.2.1"]},
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] == "invalid_wait"
+        assert _state(c, "badwait.test") == before
+
+
+def test_wait_on_a_single_node_counts_itself(node: NodeProcess) -> None:
+    with node.client() as c:
+        made = c.post(
+            "/api/v1/zones", params={"wait": 1}, json={"name": "wait1.test", "ns": ["ns.x."]}
+        )
+        assert made.status_code == 201
+        assert (made.json()["name"], made.json()["applied"], made.json()["requested"]) == (
+            "wait1.test.",
+            1,
+            1,
+        )
+        gone = c.delete("/api/v1/zones/wait1.test", params={"wait": 1, "timeout": 1})
+        assert gone.status_code == 200 and gone.json() == {"applied": 1, "requested": 1}

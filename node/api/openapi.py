@@ -78,6 +78,37 @@ _NAME_PARAM = {
 _TYPE_PARAM = {"name": "type", "in": "path", "required": True, "schema": {"type": "string"}}
 _TOKEN_PARAM = {"name": "token_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"}}
+_WAIT_PARAMS = [
+    {
+        "name": "wait",
+        "in": "query",
+        "description": "Answer once this many nodes (this one included) applied the write",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+    {
+        "name": "timeout",
+        "in": "query",
+        "description": "Seconds to wait (default 10, at most 300); needs wait",
+        "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 300},
+    },
+]
+_WRITES = ("post", "put", "patch", "delete")
+
+
+def _add_wait(paths: Doc) -> None:
+    """Every write takes ?wait=N; a write that answers 204 answers 200 with the counts."""
+    for item in paths.values():
+        for method in _WRITES:
+            op = item.get(method)
+            if op is None:
+                continue
+            op["parameters"] = [*op.get("parameters", []), *_WAIT_PARAMS]
+            op["responses"] = _errors("400") | op["responses"]  # a bad wait or timeout
+            if "204" in op["responses"]:
+                op["responses"] |= _ok(
+                    "Done, with ?wait: how many nodes applied it", _ref("Applied")
+                )
+
 
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 _SCHEMAS: Doc = {
@@ -260,9 +291,24 @@ _SCHEMAS: Doc = {
             },
         },
     },
+    "Applied": {
+        "type": "object",
+        "description": "Added to a write's answer when it asked for ?wait=N",
+        "required": ["applied", "requested"],
+        "properties": {"applied": {"type": "integer"}, "requested": {"type": "integer"}},
+    },
     "Cluster": {
         "type": "object",
-        "required": ["cluster", "node", "members", "clock", "merkle_root", "conflicts", "invites"],
+        "required": [
+            "cluster",
+            "node",
+            "members",
+            "clock",
+            "merkle_root",
+            "conflicts",
+            "rejected_events",
+            "invites",
+        ],
         "properties": {
             "cluster": {"type": "object", "required": ["id", "name"]},
             "node": {"type": "object", "required": ["id", "name"]},
@@ -270,6 +316,11 @@ _SCHEMAS: Doc = {
             "clock": {"type": "object"},
             "merkle_root": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
             "conflicts": {"type": "object"},
+            "rejected_events": {
+                "type": "object",
+                "description": "Events and links from peers refused, by reason",
+                "additionalProperties": {"type": "integer"},
+            },
             "invites": {"type": "array", "items": _ref("Invite")},
         },
     },
@@ -426,6 +477,7 @@ def openapi_document() -> Doc:
             },
         },
     }
+    _add_wait(paths)
     return {
         "openapi": "3.1.0",
         "info": {"title": "peer53 node API", "version": __version__},

@@ -1,0 +1,172 @@
+"""A peer53 cluster for the replication figures, formed the way an operator forms one.
+
+The first node comes from ``peer53 init``; every other node joins with an invite minted
+through the first node's API and ``peer53 join``. Every node runs in its own session, like
+the servers of the DNS bench, and is stopped when the context ends, also on errors and
+Ctrl-C: all nodes get SIGTERM at once, then each is waited for (SIGKILL if it lingers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from scripts.benchlib.servers import _started, _wait_listening
+
+BINARY = Path(sys.executable).parent / "peer53"
+LISTEN = ["--dns", "127.0.0.1:0", "--api", "127.0.0.1:0", "--peer", "127.0.0.1:0"]
+# Short redial backoff only speeds up forming: once every link is up, nothing redials.
+PEERING = """
+[peering]
+backoff_min_ms = 50
+backoff_max_ms = 1000
+"""
+CONVERGE_DEADLINE = 60.0
+POLL = 0.02
+HTTP_TIMEOUT = 30.0
+COMMAND_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    api: str
+    """Base URL of the HTTP API."""
+    dns_port: int
+
+
+@dataclass(frozen=True)
+class Cluster:
+    nodes: tuple[Node, ...]
+    token: str
+    """The admin token from ``peer53 init``, valid on every node."""
+
+    def client(self, node: Node, timeout: float = HTTP_TIMEOUT) -> httpx.Client:
+        return httpx.Client(
+            base_url=node.api, headers={"Authorization": f"Bearer {self.token}"}, timeout=timeout
+        )
+
+    def statuses(self) -> list[dict[str, Any]]:
+        """Every node's GET /api/v1/cluster, in node order."""
+        found = []
+        for node in self.nodes:
+            with self.client(node) as api:
+                found.append(dict(api.get("/api/v1/cluster").raise_for_status().json()))
+        return found
+
+    def wait_converged(self, deadline: float = CONVERGE_DEADLINE) -> list[dict[str, Any]]:
+        """Until every node has the same version vector and Merkle root and sees every other
+        member up; returns the statuses that showed it."""
+        end = time.monotonic() + deadline
+        while True:
+            statuses = self.statuses()
+            if converged(statuses, len(self.nodes)):
+                return statuses
+            if time.monotonic() > end:
+                raise TimeoutError(f"the {len(self.nodes)}-node cluster did not converge")
+            time.sleep(POLL)
+
+
+def converged(statuses: list[dict[str, Any]], size: int) -> bool:
+    vectors = {json.dumps(s["clock"]["version_vector"], sort_keys=True) for s in statuses}
+    roots = {s["merkle_root"] for s in statuses}
+    links = all(
+        len(s["members"]) == size and all(m["state"] in ("self", "up") for m in s["members"])
+        for s in statuses
+    )
+    return len(vectors) == 1 and len(roots) == 1 and links
+
+
+def _stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every node at once, so that they shut down side by side before each one's
+    context waits for it (and kills it if it lingers)."""
+    for process in processes:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+
+
+def _finished(process: subprocess.Popen[str], what: str) -> str:
+    try:
+        stdout, stderr = process.communicate(timeout=COMMAND_TIMEOUT)
+    finally:
+        _reap(process)
+    if process.returncode != 0:
+        raise RuntimeError(f"{what} failed ({process.returncode}):\n{stderr[-3000:]}")
+    return stdout
+
+
+def _command(argv: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+
+
+def _invite(first: Node, token: str) -> str:
+    headers = {"Authorization": f"Bearer {token}"}
+    response = httpx.post(
+        f"{first.api}/api/v1/invites", json={}, headers=headers, timeout=HTTP_TIMEOUT
+    )
+    if response.status_code != 201:
+        raise RuntimeError(f"no invite ({response.status_code}): {response.text}")
+    return str(response.json()["token"])
+
+
+def _start(
+    stack: ExitStack, workdir: Path, names: list[str], processes: list[subprocess.Popen[bytes]]
+) -> list[Node]:
+    """Start the nodes side by side; each is stopped when ``stack`` closes."""
+    for name in names:
+        data = workdir / name
+        with (data / "peer53.toml").open("a") as config:
+            config.write(PEERING)
+        argv = [str(BINARY), "run", "--data-dir", str(data)]
+        log = workdir / f"{name}.log"
+        processes.append(stack.enter_context(_started(argv, f"peer53 {name}", log)))
+    nodes = []
+    for name, process in zip(names, processes[-len(names) :], strict=True):
+        bound = _wait_listening(process, workdir / f"{name}.log", workdir / name / "listen.json")
+        nodes.append(Node(name, f"http://{bound['api']}", int(bound["dns"].rsplit(":", 1)[1])))
+    return nodes
+
+
+def _reap(process: subprocess.Popen[str]) -> None:
+    """An ``init`` or ``join`` still running when forming fails is killed, not left behind."""
+    if process.poll() is None:
+        process.kill()
+        process.communicate()
+
+
+@contextmanager
+def formed(workdir: Path, size: int, progress: Callable[[str], None]) -> Iterator[Cluster]:
+    """A converged cluster of ``size`` nodes under ``workdir``; stopped on leaving."""
+    init = [str(BINARY), "init", "--data-dir", str(workdir / "n1"), "--name", "n1", *LISTEN]
+    token = _finished(_command(init), "peer53 init").strip().splitlines()[-1]
+    processes: list[subprocess.Popen[bytes]] = []
+    with ExitStack() as stack:
+        try:
+            first = _start(stack, workdir, ["n1"], processes)
+            names = [f"n{index}" for index in range(2, size + 1)]
+            joins = []
+            for name in names:
+                argv = [str(BINARY), "join", _invite(first[0], token), "--name", name]
+                joins.append(_command([*argv, "--data-dir", str(workdir / name), *LISTEN]))
+                stack.callback(_reap, joins[-1])
+            for name, join in zip(names, joins, strict=True):
+                _finished(join, f"peer53 join {name}")
+            cluster = Cluster((*first, *_start(stack, workdir, names, processes)), token)
+            cluster.wait_converged()
+            progress(f"{size}-node cluster formed and converged")
+            yield cluster
+        finally:
+            _stop_all(processes)
