@@ -14,11 +14,13 @@ from collections.abc import Callable
 import nacl.signing
 
 from node.replica import Replica
-from protocol.canonical import JSONValue
+from protocol.canonical import JSONValue, canonical_json
 from protocol.clock import hlc_tick
 from protocol.events import EventBody, Group, SignedEvent, node_id_of, sign_event
 
 MAX_WRITES_PER_EVENT = 2000
+# Keeps one event, base64-encoded in an EVENTS message, far inside the peer frame limit.
+MAX_WRITE_BYTES_PER_EVENT = 4 * 1024 * 1024
 
 
 def wall_ms() -> int:
@@ -42,11 +44,7 @@ class Writer:
     def build(self, kind: str, writes: dict[str, JSONValue]) -> list[SignedEvent]:
         if not writes:
             raise ValueError("an event needs at least one write")
-        items = sorted(writes.items())
-        chunks = [
-            dict(items[i : i + MAX_WRITES_PER_EVENT])
-            for i in range(0, len(items), MAX_WRITES_PER_EVENT)
-        ]
+        chunks = _chunks(sorted(writes.items()))
         group_id = secrets.token_hex(16) if len(chunks) > 1 else None
         vv = dict(self.replica.vv)
         events = []
@@ -66,3 +64,20 @@ class Writer:
             events.append(sign_event(body, self.key))
             vv[self.node_id] = seq
         return events
+
+
+def _chunks(items: list[tuple[str, JSONValue]]) -> list[dict[str, JSONValue]]:
+    """Consecutive slices of at most MAX_WRITES_PER_EVENT writes and about
+    MAX_WRITE_BYTES_PER_EVENT bytes (a single larger write still gets its own event)."""
+    chunks: list[dict[str, JSONValue]] = [{}]
+    size = 0
+    for key, value in items:
+        cost = len(key) + len(canonical_json(value))
+        if chunks[-1] and (
+            len(chunks[-1]) >= MAX_WRITES_PER_EVENT or size + cost > MAX_WRITE_BYTES_PER_EVENT
+        ):
+            chunks.append({})
+            size = 0
+        chunks[-1][key] = value
+        size += cost
+    return chunks

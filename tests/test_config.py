@@ -70,3 +70,33 @@ def test_advertised_peer_address() -> None:
         wildcard.with_listen(advertise="0.0.0.0:7053")
     with pytest.raises(ConfigError, match="advertise"):
         wildcard.with_listen(advertise="192.0.2.10:0")
+
+
+def test_peering_timers_and_dial_overrides(tmp_path: Path) -> None:
+    peer = "ab" * 32
+    config = load_config(
+        _write(
+            tmp_path,
+            f'[peering]\nheartbeat_ms = 250\n[dial_overrides]\n{peer} = "127.0.0.1:9"\n',
+        )
+    )
+    assert config.peering.heartbeat_ms == 250 and config.peering.dead_after_ms == 5000
+    assert config.dial_overrides == {peer: "127.0.0.1:9"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("[peering]\nheartbeat_ms = 5\n", "10-600000"),
+        ("[peering]\nheartbeat_ms = 6000\n", "dead_after_ms must be longer"),
+        ("[peering]\nbackoff_min_ms = 900\nbackoff_max_ms = 800\n", "backoff_max_ms"),
+        ('[peering]\nheartbeat_ms = "1s"\n', "expected int"),
+        ("[peering]\nbeat = 1\n", "unknown setting"),
+        ('[dial_overrides]\nnode = "127.0.0.1:1"\n', "not a node id"),
+        (f'[dial_overrides]\n{"ab" * 32} = "here"\n', "HOST:PORT"),
+        (f"[dial_overrides]\n{'ab' * 32} = 7\n", "expected"),
+    ],
+)
+def test_bad_peering_settings(tmp_path: Path, extra: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(_write(tmp_path, extra))

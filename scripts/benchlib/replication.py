@@ -1,26 +1,440 @@
-"""Replication figures: the bench's section for a cluster of peer53 nodes.
+"""Replication figures: how soon a write reaches every node of a peer53 cluster, and how many
+record changes per second a cluster applies on every node.
 
-Nodes do not replicate yet, so nothing is measured here. When they do, this is where the bench
-starts its own small cluster in ``workdir`` and returns figures such as events applied per
-second, the time for a change to reach every node, and the DNS cache hit rate while
-replication traffic flows. The report and the JSON file already show whatever this returns.
+Each cluster is formed by the bench itself (``cluster.py``) and loaded with the bench zone.
+
+Propagation: writes at a steady rate, open loop (each starts on schedule, whether or not the
+previous one was answered), each a PUT of one A RRset at a fresh name, round-robin over the
+nodes. A write's latency runs from the writing node's 2xx until every node answers the new
+address over DNS, as seen by a UDP poller in this process that keeps asking every node for
+every write not yet seen everywhere.
+
+Throughput: batches of record changes (PATCH .../rrsets) from several concurrent clients
+spread over the nodes, timed from the first request until every node has the same version
+vector and Merkle root, that is, has applied every batch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ipaddress
+import itertools
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
+import dns.exception
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import httpx
+import trio
+
+from scripts.benchlib.cluster import HTTP_TIMEOUT, POLL, Cluster, formed
+from scripts.benchlib.dnsperf import Latencies
+from scripts.benchlib.servers import _import_zone
 from scripts.benchlib.workload import Workload
+
+THROUGHPUT_NODES = 3
+LATENCY_TARGET_MS = 50
+THROUGHPUT_TARGET = 2000
+ASK_EVERY = 0.002
+"""Seconds between the poller's rounds: the resolution of the latencies."""
+ASK_AGAIN_AFTER = 0.2
+"""A UDP query unanswered this long is taken as lost and asked again."""
+DRAIN_DEADLINE = 30.0
+"""After the last write's answer, every node must serve every write within this."""
+APPLY_DEADLINE = 120.0
+TTL = 60
+FORM_SECONDS = 12.0
+"""Rough time to form and load one cluster, for the bench's estimate."""
 
 
 @dataclass(frozen=True)
 class Figure:
+    key: str
+    """Stable, for scripts reading the JSON: e.g. ``propagation.n3.p99``."""
     name: str
     value: float
     unit: str
 
 
+def _to_stderr(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class ReplicationPlan:
+    sizes: tuple[int, ...] = (3, 5)
+    """Cluster sizes whose propagation latency is measured."""
+    writes: int = 500
+    rate: float = 100.0
+    """Writes per second of the propagation run."""
+    changes: int = 20_000
+    """Record changes of the throughput run, on 3 nodes; 0 skips it."""
+    batch: int = 100
+    clients: int = 6
+    progress: Callable[[str], None] = field(default=_to_stderr, compare=False)
+
+    def clusters(self) -> list[int]:
+        """The cluster sizes to form, smallest first."""
+        sizes = set(self.sizes) if self.writes else set()
+        return sorted(sizes | ({THROUGHPUT_NODES} if self.changes else set()))
+
+    def estimated_seconds(self) -> float:
+        """Rough, for the bench's announced duration."""
+        propagation = len(self.sizes) * self.writes / self.rate if self.writes else 0.0
+        throughput = self.changes / THROUGHPUT_TARGET
+        return len(self.clusters()) * FORM_SECONDS + propagation + throughput
+
+
+DEFAULT = ReplicationPlan()
+NONE = ReplicationPlan(sizes=(), writes=0, changes=0)
+PLAN: ContextVar[ReplicationPlan] = ContextVar("replication_plan", default=DEFAULT)
+"""What ``measure_replication`` measures; the bench's command line sets it."""
+
+
 def measure_replication(workdir: Path, workload: Workload) -> list[Figure]:
-    """The replication figures; none until nodes replicate."""
-    return []
+    return measure(workdir, workload, PLAN.get())
+
+
+def measure(workdir: Path, workload: Workload, plan: ReplicationPlan) -> list[Figure]:
+    figures: list[Figure] = []
+    for size in plan.clusters():
+        plan.progress(f"replication: forming a {size}-node cluster")
+        root = workdir / f"cluster-{size}"
+        root.mkdir()
+        with formed(root, size, plan.progress) as cluster:
+            _import_zone(cluster.nodes[0].api, cluster.token, workload)
+            cluster.wait_converged()
+            steps = []
+            if size in plan.sizes and plan.writes:
+                what = f"{plan.writes} writes at {plan.rate:g}/s to {size} nodes"
+                steps.append((what, partial(_propagation, cluster, workload.origin, plan)))
+            if size == THROUGHPUT_NODES and plan.changes:
+                what = (
+                    f"{plan.changes:,} record changes in batches of {plan.batch} "
+                    f"from {plan.clients} clients to {size} nodes"
+                )
+                steps.append((what, partial(_throughput, cluster, workload.origin, plan)))
+            for what, step in steps:
+                plan.progress(f"replication: {what}")
+                found = _in_trio(step)
+                plan.progress("replication: " + "; ".join(map(str, found)))
+                figures += found
+    return figures
+
+
+def _in_trio(main: Callable[[], Awaitable[list[Figure]]]) -> list[Figure]:
+    """Run ``main`` under trio. SIGINT and SIGTERM end it and are then raised again for the
+    handler they would have reached (the bench's own: stop everything and exit); an error
+    in a task leaves as itself, not wrapped in an exception group."""
+    received: list[int] = []
+    found: list[Figure] = []
+
+    async def guarded() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+
+                async def watch() -> None:
+                    async for signum in signals:
+                        received.append(signum)
+                        nursery.cancel_scope.cancel()
+
+                nursery.start_soon(watch)
+                found.extend(await main())
+                nursery.cancel_scope.cancel()
+
+    try:
+        trio.run(guarded)
+    except BaseExceptionGroup as group:
+        raise _first_leaf(group) from None
+    if received:
+        signal.raise_signal(received[0])
+        raise KeyboardInterrupt
+    return found
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+def _milliseconds(seconds: list[float], fraction: float) -> float:
+    return round(Latencies(tuple(seconds), 0).percentile(fraction) * 1000, 2)
+
+
+@dataclass
+class _Write:
+    """A write answered by its node and not yet served by every node."""
+
+    name: dns.name.Name
+    address: str
+    query: bytes
+    """The A query for ``name`` in wire form, ID 0."""
+    acked: float
+    waiting: set[int]
+    """Indexes of the nodes that have not answered with ``address`` yet."""
+
+
+class _Poller:
+    """Asks every node over UDP for every write in ``writes`` until each node answers it
+    with the new address: one query at a time per write and node, a round every
+    ``ASK_EVERY`` seconds."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.ports = ports
+        self.writes: dict[int, _Write] = {}
+        self.asked: dict[int, tuple[int, int, float]] = {}
+        """Query ID: write, node, when sent."""
+        self.asking: set[tuple[int, int]] = set()
+        self.ids = itertools.cycle(range(65536))
+        self.latencies: list[float] = []
+
+    def add(self, index: int, name: dns.name.Name, address: str, acked: float) -> None:
+        query = dns.message.make_query(name, dns.rdatatype.A)
+        query.id = 0
+        waiting = set(range(len(self.ports)))
+        self.writes[index] = _Write(name, address, query.to_wire(), acked, waiting)
+
+    async def run(self, all_answered: trio.Event) -> None:
+        """Until every write is served everywhere, once ``all_answered`` is set."""
+        with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            await sock.bind(("127.0.0.1", 0))
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._receive, sock)
+                await self._ask(sock, all_answered)
+                nursery.cancel_scope.cancel()
+
+    async def _ask(self, sock: trio.socket.SocketType, all_answered: trio.Event) -> None:
+        drained_by = None
+        while not (all_answered.is_set() and not self.writes):
+            now = trio.current_time()
+            if all_answered.is_set():
+                drained_by = drained_by or now + DRAIN_DEADLINE
+                if now > drained_by:
+                    raise TimeoutError(
+                        f"{len(self.writes)} writes not served by every node "
+                        f"{DRAIN_DEADLINE:g} s after the last write, e.g. "
+                        f"{next(iter(self.writes.values())).name}"
+                    )
+            for query_id, (index, node, sent) in list(self.asked.items()):
+                if now - sent > ASK_AGAIN_AFTER:
+                    del self.asked[query_id]
+                    self.asking.discard((index, node))
+            for index, write in list(self.writes.items()):
+                for node in write.waiting - {n for i, n in self.asking if i == index}:
+                    query_id = next(self.ids)
+                    self.asked[query_id] = (index, node, now)
+                    self.asking.add((index, node))
+                    wire = query_id.to_bytes(2, "big") + write.query[2:]
+                    await sock.sendto(wire, ("127.0.0.1", self.ports[node]))
+            await trio.sleep(ASK_EVERY)
+
+    async def _receive(self, sock: trio.socket.SocketType) -> None:
+        while True:
+            data, source = await sock.recvfrom(65535)
+            now = trio.current_time()
+            try:
+                response = dns.message.from_wire(data)
+            except dns.exception.DNSException:
+                continue
+            asked = self.asked.pop(response.id, None)
+            if asked is None:
+                continue
+            index, node, _ = asked
+            self.asking.discard((index, node))
+            write = self.writes.get(index)
+            if write is None or source[1] != self.ports[node] or not _serves(response, write):
+                continue
+            write.waiting.discard(node)
+            if not write.waiting:
+                self.latencies.append(now - write.acked)
+                del self.writes[index]
+
+
+def _serves(response: dns.message.Message, write: _Write) -> bool:
+    return (
+        response.rcode() == dns.rcode.NOERROR
+        and bool(response.question)
+        and response.question[0].name == write.name
+        and any(
+            rrset.rdtype == dns.rdatatype.A
+            and any(rdata.address == write.address for rdata in rrset)
+            for rrset in response.answer
+        )
+    )
+
+
+async def _clients(stack: AsyncExitStack, cluster: Cluster) -> list[httpx.AsyncClient]:
+    headers = {"Authorization": f"Bearer {cluster.token}"}
+    return [
+        await stack.enter_async_context(
+            httpx.AsyncClient(base_url=node.api, headers=headers, timeout=HTTP_TIMEOUT)
+        )
+        for node in cluster.nodes
+    ]
+
+
+def _checked(response: httpx.Response, expected: int, what: str) -> dict[str, Any]:
+    if response.status_code != expected:
+        raise RuntimeError(f"{what}: HTTP {response.status_code}: {response.text[:500]}")
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def _propagation(
+    cluster: Cluster, origin: dns.name.Name, plan: ReplicationPlan
+) -> list[Figure]:
+    size = len(cluster.nodes)
+    poller = _Poller([node.dns_port for node in cluster.nodes])
+    issued: list[float] = []
+
+    async def write(api: httpx.AsyncClient, index: int) -> None:
+        name = dns.name.from_text(f"rp-{index}", origin)
+        address = str(ipaddress.IPv4Address(0x0A000000 + index))
+        path = f"/api/v1/zones/{origin}/rrsets/{name}/A"
+        response = await api.put(path, json={"ttl": TTL, "records": [address]})
+        acked = trio.current_time()
+        _checked(response, 201, f"PUT {path}")
+        poller.add(index, name, address, acked)
+
+    async with AsyncExitStack() as stack:
+        apis = await _clients(stack, cluster)
+        all_answered = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(poller.run, all_answered)
+            async with trio.open_nursery() as writes:
+                start = trio.current_time()
+                for index in range(plan.writes):
+                    await trio.sleep_until(start + index / plan.rate)
+                    issued.append(trio.current_time())
+                    writes.start_soon(write, apis[index % size], index)
+            all_answered.set()
+    seconds = poller.latencies
+    rate = (len(issued) - 1) / (issued[-1] - issued[0]) if len(issued) > 1 else 0.0
+    key, label = f"propagation.n{size}", f"propagation to every node over DNS, {size} nodes"
+    return [
+        Figure(f"{key}.p50", f"{label}, p50", _milliseconds(seconds, 0.5), "ms"),
+        Figure(
+            f"{key}.p99",
+            f"{label}, p99 (target < {LATENCY_TARGET_MS} ms)",
+            _milliseconds(seconds, 0.99),
+            "ms",
+        ),
+        Figure(f"{key}.max", f"{label}, max", _milliseconds(seconds, 1.0), "ms"),
+        Figure(f"{key}.writes", f"{label}: writes measured", len(seconds), "writes"),
+        Figure(f"{key}.rate", f"{label}: write rate achieved", round(rate, 1), "writes/s"),
+    ]
+
+
+@dataclass(frozen=True)
+class _Applied:
+    """Every node's state once they all agree."""
+
+    at: float
+    events: int
+    """Sum of the version vector."""
+    records: list[int]
+    """The zone's record count on each node."""
+
+
+async def _applied(apis: list[httpx.AsyncClient], origin: dns.name.Name) -> _Applied:
+    """Polls every node until all have the same version vector and Merkle root."""
+    deadline = trio.current_time() + APPLY_DEADLINE
+    while True:
+        statuses = [
+            _checked(await api.get("/api/v1/cluster"), 200, "GET /api/v1/cluster") for api in apis
+        ]
+        at = trio.current_time()
+        vectors = [status["clock"]["version_vector"] for status in statuses]
+        roots = {status["merkle_root"] for status in statuses}
+        if len(roots) == 1 and all(vector == vectors[0] for vector in vectors):
+            path = f"/api/v1/zones/{origin}"
+            zones = [_checked(await api.get(path), 200, f"GET {path}") for api in apis]
+            events = sum(vectors[0].values())
+            return _Applied(at, events, [int(zone["records"]) for zone in zones])
+        if at > deadline:
+            raise TimeoutError(f"the nodes did not agree within {APPLY_DEADLINE:g} s")
+        await trio.sleep(POLL)
+
+
+def _batches(plan: ReplicationPlan) -> Iterator[list[dict[str, Any]]]:
+    for first in range(0, plan.changes, plan.batch):
+        yield [
+            {
+                "op": "put",
+                "name": f"rt-{index}",
+                "type": "A",
+                "ttl": TTL,
+                "records": [str(ipaddress.IPv4Address(0x0B000000 + index))],
+            }
+            for index in range(first, min(first + plan.batch, plan.changes))
+        ]
+
+
+async def _throughput(
+    cluster: Cluster, origin: dns.name.Name, plan: ReplicationPlan
+) -> list[Figure]:
+    size = len(cluster.nodes)
+    path = f"/api/v1/zones/{origin}/rrsets"
+    batches = list(_batches(plan))
+    queue = iter(batches)
+    sent = 0
+
+    async def client(api: httpx.AsyncClient) -> None:
+        nonlocal sent
+        for changes in queue:
+            body = _checked(await api.patch(path, json={"changes": changes}), 200, f"PATCH {path}")
+            sent += int(body["changes"])
+
+    async with AsyncExitStack() as stack:
+        apis = await _clients(stack, cluster)
+        before = await _applied(apis, origin)
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            for number in range(plan.clients):
+                nursery.start_soon(client, apis[number % size])
+        accepted = trio.current_time() - start
+        after = await _applied(apis, origin)
+    seconds = after.at - start
+    applied = min(a - b for a, b in zip(after.records, before.records, strict=True))
+    key, label = f"throughput.n{size}", f"write throughput, {size} nodes"
+    return [
+        Figure(
+            f"{key}.applied_per_second",
+            f"{label}, applied on every node (target ≥ {THROUGHPUT_TARGET:,})",
+            round(sent / seconds, 1),
+            "changes/s",
+        ),
+        Figure(
+            f"{key}.accepted_per_second",
+            f"{label}, accepted by the API",
+            round(sent / accepted, 1),
+            "changes/s",
+        ),
+        Figure(f"{key}.sent", f"{label}: record changes sent", sent, "changes"),
+        Figure(
+            f"{key}.applied", f"{label}: record changes applied on every node", applied, "changes"
+        ),
+        Figure(
+            f"{key}.events",
+            f"{label}: events (one per batch of ≤ {plan.batch}, {plan.clients} clients)",
+            after.events - before.events,
+            "events",
+        ),
+        Figure(
+            f"{key}.seconds",
+            f"{label}: until every node applied every change",
+            round(seconds, 2),
+            "s",
+        ),
+    ]

@@ -1,0 +1,164 @@
+"""The pieces of peer links that need no network: TLS contexts over a memory stream,
+message batching, the event log reader, gaps and whole-group chunks, event sizes."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import nacl.signing
+import pytest
+import trio
+import trio.testing
+from cryptography.hazmat.primitives import serialization
+
+from node.bootstrap import initialise
+from node.config import NodeConfig
+from node.identity import ClusterCA, IdentityFiles
+from node.replication.delivery import CausalBuffer, units, whole_chunks
+from node.replication.eventlog import EventLog
+from node.replication.tls import (
+    PeerCertificateError,
+    check_issued_by,
+    join_client_context,
+    member_client_context,
+    node_id_of_certificate,
+    server_context,
+)
+from node.replication.wire import MAX_EVENT_BYTES_PER_MESSAGE, MessageStream, event_batches
+from node.service import DB_FILE, NodeState
+from node.writer import MAX_WRITE_BYTES_PER_EVENT, MAX_WRITES_PER_EVENT
+from protocol.events import EventBody, Group, SignedEvent, node_id_of, sign_event
+from protocol.peer import MAX_EVENTS_PER_MESSAGE, Ping, Pong
+from protocol.statekeys import setting_key
+
+KEY = nacl.signing.SigningKey(b"\x07" * 32)
+ME = node_id_of(KEY.verify_key)
+
+
+def _event(seq: int, group: Group | None = None, size: int = 10) -> SignedEvent:
+    body = EventBody(
+        "c", ME, seq, {}, seq << 16, "test", {setting_key("k"): {"value": "x" * size}}, group
+    )
+    return sign_event(body, KEY)
+
+
+def _member(tmp_path: Path, name: str, ca: ClusterCA) -> tuple[IdentityFiles, str]:
+    key = nacl.signing.SigningKey.generate()
+    files = IdentityFiles(tmp_path / name)
+    files.data_dir.mkdir()
+    pem = ca.issue(key.verify_key).public_bytes(serialization.Encoding.PEM).decode()
+    files.write(key, ca, pem)
+    return files, node_id_of(key.verify_key)
+
+
+async def _handshake(
+    client: ssl.SSLContext, server: ssl.SSLContext
+) -> tuple[bytes | None, bytes | None]:
+    """Both sides' view of the other's certificate after a real TLS 1.3 handshake."""
+    left, right = trio.testing.memory_stream_pair()
+    client_side = trio.SSLStream(left, client, server_hostname=None)
+    server_side = trio.SSLStream(right, server, server_side=True)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client_side.do_handshake)
+        nursery.start_soon(server_side.do_handshake)
+    assert client_side.version() == "TLSv1.3"
+    return (
+        client_side.getpeercert(binary_form=True),
+        server_side.getpeercert(binary_form=True),
+    )
+
+
+async def test_member_tls_names_both_ends_by_key(tmp_path: Path) -> None:
+    ca = ClusterCA.create("t")
+    (a, a_id), (b, b_id) = _member(tmp_path, "a", ca), _member(tmp_path, "b", ca)
+    seen_by_client, seen_by_server = await _handshake(member_client_context(a), server_context(b))
+    assert seen_by_client is not None and node_id_of_certificate(seen_by_client) == b_id
+    assert seen_by_server is not None and node_id_of_certificate(seen_by_server) == a_id
+
+
+async def test_a_joiner_has_no_certificate_and_checks_the_leaf_itself(tmp_path: Path) -> None:
+    ca, other_ca = ClusterCA.create("t"), ClusterCA.create("evil")
+    server, _ = _member(tmp_path, "s", ca)
+    leaf, seen_by_server = await _handshake(join_client_context(), server_context(server))
+    assert seen_by_server is None and leaf is not None
+    check_issued_by(leaf, ca.cert)
+    with pytest.raises(PeerCertificateError, match="not signed by the pinned CA"):
+        check_issued_by(leaf, other_ca.cert)
+
+
+async def test_a_certificate_from_another_ca_fails_the_handshake(tmp_path: Path) -> None:
+    client, _ = _member(tmp_path, "a", ClusterCA.create("one"))
+    server, _ = _member(tmp_path, "b", ClusterCA.create("two"))
+    with pytest.RaisesGroup(trio.BrokenResourceError, allow_unwrapped=True, flatten_subgroups=True):
+        await _handshake(member_client_context(client), server_context(server))
+
+
+async def test_messages_travel_in_one_batch() -> None:
+    left, right = trio.testing.memory_stream_pair()
+    sender, receiver = MessageStream(left), MessageStream(right)
+    await sender.send([Ping({ME: 1}), Pong({})])
+    assert await receiver.receive() == Ping({ME: 1})
+    assert await receiver.receive() == Pong({})
+    assert sender.bytes_out == receiver.bytes_in > 0
+
+
+def test_event_batches_respect_count_and_size() -> None:
+    small = [_event(i) for i in range(1, MAX_EVENTS_PER_MESSAGE + 2)]
+    assert [len(b.events) for b in event_batches(small)] == [MAX_EVENTS_PER_MESSAGE, 1]
+    big = [_event(i, size=MAX_EVENT_BYTES_PER_MESSAGE // 3) for i in range(1, 5)]
+    assert [len(b.events) for b in event_batches(big)] == [2, 2]
+
+
+def test_event_log_reads_recent_events_from_memory_and_older_ones_from_sqlite(
+    tmp_path: Path,
+) -> None:
+    initialise(tmp_path / "n", NodeConfig(name="n1"), "t")
+    state = NodeState.open(tmp_path / "n")
+    for value in range(5):
+        state.write_now("test", {setting_key("k"): {"value": value}})
+    me = state.identity.node_id
+    log = EventLog(tmp_path / "n" / DB_FILE, keep=2)
+    try:
+        from_disk = log.after(me, 0, 100, 1 << 20)
+        assert [e.body.seq for e in from_disk] == [1, 2, 3, 4, 5, 6]
+        log.remember(from_disk[-2:])
+        assert [e.body.seq for e in log.after(me, 4, 100, 1 << 20)] == [5, 6]
+        assert log.after(me, 6, 100, 1 << 20) == []
+        assert [e.body.seq for e in log.after(me, 1, 2, 1 << 20)] == [2, 3]
+        assert [e.body.seq for e in log.after(me, 0, 100, 1)] == [1]  # one, even if larger
+        assert log.hlc_of(me, 3) == from_disk[2].body.hlc and log.hlc_of(me, 99) is None
+    finally:
+        log.close()
+        state.close()
+
+
+def test_gaps_are_origins_whose_next_event_never_came() -> None:
+    buffer = CausalBuffer()
+    buffer.add([_event(3), _event(4)], {ME: 1})
+    assert buffer.gaps({ME: 1}) == {ME: 1}
+    buffer.add([_event(2)], {ME: 1})
+    assert buffer.gaps({ME: 1}) == {}
+
+
+def test_chunks_never_split_a_group() -> None:
+    events = [_event(1), *(_event(i, Group("g", i - 1, 3)) for i in (2, 3, 4)), _event(5)]
+    assert [len(u) for u in units(events)] == [1, 3, 1]
+    assert [len(c) for c in whole_chunks(events, 2)] == [4, 1]
+
+
+def test_large_writes_are_split_into_events_within_the_size_limit(tmp_path: Path) -> None:
+    initialise(tmp_path / "n", NodeConfig(name="n1"), "t")
+    state = NodeState.open(tmp_path / "n")
+    try:
+        bulky = {setting_key(f"k{i}"): {"value": "x" * 60_000} for i in range(150)}
+        events = state.writer.build("test", bulky)
+        assert len(events) > 1 and all(e.body.group is not None for e in events)
+        assert all(len(e.body_bytes) < MAX_WRITE_BYTES_PER_EVENT + 70_000 for e in events)
+        many = {setting_key(f"m{i}"): {"value": i} for i in range(MAX_WRITES_PER_EVENT + 1)}
+        assert [len(e.body.writes) for e in state.writer.build("test", many)] == [
+            MAX_WRITES_PER_EVENT,
+            1,
+        ]
+    finally:
+        state.close()
