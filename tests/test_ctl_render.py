@@ -506,3 +506,10 @@ def test_failed_import_does_not_say_done(tmp_path: Path) -> None:
     lines = result.err.splitlines()
     assert lines[-2] == "importing 2 records... failed"
     assert lines[-1].startswith("peer53ctl: error: zonefile_error")
+
+
+def test_status_lists_what_was_refused_from_peers() -> None:
+    body = {**CLUSTER, "rejected_events": {"not_member": 1, "bad_signature": 3}}
+    lines = render_status(body).splitlines()
+    assert lines[1] == "refused from peers: bad_signature 3, not_member 1"
+    assert render_status({**CLUSTER, "rejected_events": {}}) == render_status(CLUSTER)
