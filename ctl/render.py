@@ -149,10 +149,11 @@ def render_status(body: Any) -> str:
         f"conflicts {count_of(field(body, 'conflicts'))}  "
         f"invites {count_of(field(body, 'invites'))}\n"
     )
-    rejected = body.get("rejected_events") or {}
-    if isinstance(rejected, dict) and rejected:
-        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(rejected.items()))
-        header += f"refused from peers: {reasons}\n"
+    for key, what in (("rejected_events", "events"), ("refused_links", "links")):
+        counts = body.get(key) or {}
+        if isinstance(counts, dict) and counts:
+            reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.items()))
+            header += f"{what} refused from peers: {reasons}\n"
     rows = (
         [
             cell(field(member, "name")),

@@ -65,5 +65,6 @@ def cluster_status(state: NodeState, now_ms: int, peering: Peering | None = None
         "merkle_root": registers.merkle.root(),
         "conflicts": {"concurrent_writes": registers.conflicts},
         "rejected_events": dict(peering.rejected) if peering is not None else {},
+        "refused_links": dict(peering.refused_links) if peering is not None else {},
         "invites": invites_doc(registers, now_ms // 1000)["invites"],
     }

@@ -509,7 +509,12 @@ def test_failed_import_does_not_say_done(tmp_path: Path) -> None:
 
 
 def test_status_lists_what_was_refused_from_peers() -> None:
-    body = {**CLUSTER, "rejected_events": {"not_member": 1, "bad_signature": 3}}
+    body = {
+        **CLUSTER,
+        "rejected_events": {"unknown_origin": 1, "bad_signature": 3},
+        "refused_links": {"not_member": 2},
+    }
     lines = render_status(body).splitlines()
-    assert lines[1] == "refused from peers: bad_signature 3, not_member 1"
+    assert lines[1] == "events refused from peers: bad_signature 3, unknown_origin 1"
+    assert lines[2] == "links refused from peers: not_member 2"
     assert render_status({**CLUSTER, "rejected_events": {}}) == render_status(CLUSTER)

@@ -120,7 +120,7 @@ async def test_a_ca_signed_key_that_is_not_a_member_is_refused(
     error = await _until(stream, Error)
     assert isinstance(error, Error) and error.code == "not_member"
     assert await _closed(stream)
-    assert _status(node)["rejected_events"]["not_member"] >= 1  # type: ignore[index]
+    assert _status(node)["refused_links"]["not_member"] >= 1  # type: ignore[index]
 
 
 async def test_a_hello_naming_another_node_is_refused(nodes: tuple[NodeProcess, Path]) -> None:

@@ -82,9 +82,15 @@ def cluster_metrics(state: NodeState, peering: Peering | None) -> Iterator[Metri
     rejected = CounterMetricFamily(
         "peer53_events_rejected", "Events from peers refused, by reason", labels=["reason"]
     )
-    for reason, n in sorted((peering.rejected if peering is not None else {}).items()):
-        rejected.add_metric([reason], n)
+    refused = CounterMetricFamily(
+        "peer53_links_refused", "Peer links refused at HELLO, by reason", labels=["reason"]
+    )
+    if peering is not None:
+        for family, counts in ((rejected, peering.rejected), (refused, peering.refused_links)):
+            for reason, n in sorted(counts.items()):
+                family.add_metric([reason], n)
     yield rejected
+    yield refused
 
 
 def dns_metrics(cache: AnswerCache) -> Iterator[Metric]:

@@ -307,6 +307,7 @@ _SCHEMAS: Doc = {
             "merkle_root",
             "conflicts",
             "rejected_events",
+            "refused_links",
             "invites",
         ],
         "properties": {
@@ -318,7 +319,12 @@ _SCHEMAS: Doc = {
             "conflicts": {"type": "object"},
             "rejected_events": {
                 "type": "object",
-                "description": "Events and links from peers refused, by reason",
+                "description": "Events from peers refused, by reason",
+                "additionalProperties": {"type": "integer"},
+            },
+            "refused_links": {
+                "type": "object",
+                "description": "Peer links refused at HELLO, by reason",
                 "additionalProperties": {"type": "integer"},
             },
             "invites": {"type": "array", "items": _ref("Invite")},

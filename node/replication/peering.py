@@ -68,7 +68,10 @@ class Peering:
         self.views: dict[str, PeerView] = {}
         self.links: dict[str, Link] = {}
         self.buffer = CausalBuffer()
-        self.rejected: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()  # events, by reason
+        # Links refused at HELLO; "not_member" also counts a new member whose admission
+        # has not reached this node yet (it retries), so it is kept apart from events.
+        self.refused_links: Counter[str] = Counter()
         self._logged: set[tuple[str, str]] = set()
         self._announced: set[str] = set()  # members added by events still in the buffer
         send, receive = trio.open_memory_channel[tuple[Link, list[SignedEvent]]](INGEST_QUEUE)
@@ -218,7 +221,7 @@ class Peering:
         if error is None and not self.state.replica.is_member(peer_id):
             error = Error("not_member", "this node is not an active member of the cluster")
         if error is not None:
-            self._reject(error.code, peer_id, error.message)
+            self._count(self.refused_links, error.code, peer_id, error.message)
             await stream.send([error])
             return False
         view = self.views.setdefault(peer_id, PeerView())
@@ -258,11 +261,14 @@ class Peering:
     async def _ingest(self, link: Link, events: list[SignedEvent]) -> None:
         await self._ingest_send.send((link, events))
 
-    def _reject(self, reason: str, peer_id: str, detail: str) -> None:
-        self.rejected[reason] += 1
+    def _count(self, counter: Counter[str], reason: str, peer_id: str, detail: str) -> None:
+        counter[reason] += 1
         if (peer_id, reason) not in self._logged:
             self._logged.add((peer_id, reason))
             log.warning("refused from peer %s (%s): %s", peer_id[:12], reason, detail)
+
+    def _reject(self, reason: str, peer_id: str, detail: str) -> None:
+        self._count(self.rejected, reason, peer_id, detail)
 
     def _authentic(self, event: SignedEvent, peer_id: str) -> bool:
         if event.body.cluster != self.state.identity.cluster_id:
