@@ -3,15 +3,17 @@ an older copy of its data directory, and a node that joins late."""
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cluster import Cluster, join, node_id
+from tests.cluster import Cluster, join, node_id, poll
 
 ZONE = "five.test."
 
@@ -109,3 +111,30 @@ def test_a_late_joiner_gets_everything(cluster5: Cluster, tmp_path: Path) -> Non
     cluster5.ids.append(node_id(late.data_dir))
     assert _identical(cluster5) == before
     assert len(cluster5.status(5)["members"]) == 6
+
+
+def test_a_stalled_node_blocks_nobody_and_catches_up(cluster5: Cluster) -> None:
+    """SIGSTOP: the node's sockets stay open but it reads nothing, so its links fill up.
+    Writes and replication among the others go on; once it runs again it catches up."""
+    stalled = cluster5.nodes[2]
+    assert stalled.proc is not None
+    stalled.proc.send_signal(signal.SIGSTOP)
+    try:
+        for step in range(100):
+            _put(cluster5, step % 2, f"stalled{step}.{ZONE}", f"192.0.2.{step}")
+        others = [0, 1, 3, 4]
+
+        def others_agree() -> bool:
+            vectors = {
+                json.dumps(cluster5.status(i)["clock"]["version_vector"], sort_keys=True)
+                for i in others
+            }
+            return len(vectors) == 1
+
+        poll(others_agree, "the running nodes did not converge while one was stopped")
+        for i in others:
+            answer = cluster5.answers(i, [f"stalled99.{ZONE}"])
+            assert answer[f"stalled99.{ZONE}"] == (0, [f"stalled99.{ZONE} 60 in a 192.0.2.99"])
+    finally:
+        stalled.proc.send_signal(signal.SIGCONT)
+    _identical(cluster5)
