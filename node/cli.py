@@ -93,6 +93,7 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.data_dir).with_listen(
         dns=args.dns, api=args.api, peer=args.peer, advertise=args.advertise
     )
+    config.advertised_peer()  # a wildcard peer address needs --advertise: say so before binding
     state = NodeState.open(args.data_dir, config)
     try:
         trio.run(run_node, state)

@@ -98,8 +98,9 @@ class NodeConfig:
     # Where to dial a member instead of its published address: for NAT, or a test proxy.
     dial_overrides: dict[str, str] = field(default_factory=dict)
 
-    def advertised_peer(self) -> str:
-        """The peer address other nodes are told to dial (members list, invites)."""
+    def advertised_peer(self, bound_port: int | None = None) -> str:
+        """The peer address other nodes are told to dial (members list, invites); with
+        ``bound_port``, the port the listener really got (port 0 picks one)."""
         if self.listen.advertise:
             return self.listen.advertise
         peer = parse_address(self.listen.peer, "listen.peer")
@@ -108,7 +109,7 @@ class NodeConfig:
                 f"the peer listener is on the wildcard address {peer}: give --advertise H:P "
                 "(or [listen] advertise), the address other nodes can reach this node at"
             )
-        return self.listen.peer
+        return str(Address(peer.host, peer.port if bound_port is None else bound_port))
 
     def addresses(self) -> dict[str, Address]:
         return {

@@ -159,6 +159,8 @@ def _install(
     if not isinstance(ca_key, ed25519.Ed25519PrivateKey):
         raise JoinError("the issuer sent a CA key that is not Ed25519")
     ca = ClusterCA(ca_key, x509.load_pem_x509_certificate(welcome.ca_pem.encode()))
+    if ca.cert.public_key() != ca_key.public_key():
+        raise JoinError("the CA key the issuer sent does not belong to the pinned CA")
     node_id = node_id_of(key.verify_key)
     if node_id_of_certificate(node_cert.public_bytes(serialization.Encoding.DER)) != node_id:
         raise JoinError("the certificate the issuer sent is not for this node's key")
@@ -208,6 +210,7 @@ def _remove_partial(data_dir: Path, created: bool) -> None:
 def join_cluster(token: str, data_dir: Path, config: NodeConfig) -> Joined:
     """The whole join; JoinError (or InviteError) with a one-line reason on failure."""
     validate(config)
+    config.advertised_peer()  # a wildcard peer address needs --advertise: refuse it up front
     refuse_existing(data_dir)
     invite = read_invite(token.strip(), int(time.time()))
     key = nacl.signing.SigningKey.generate()

@@ -133,7 +133,7 @@ async def _serve(state: NodeState, stop: trio.Event) -> None:
     peer_listeners = await bind_peer(addresses["peer"])
     peer_port = int(peer_listeners[0].socket.getsockname()[1])
     peer_bound = Address(addresses["peer"].host, peer_port)
-    advertised = state.config.listen.advertise or str(peer_bound)
+    advertised = state.config.advertised_peer(peer_port)
     state.peer_address = advertised
     peering = Peering(state)
     peering.join_handler = Admission(state, peering.log)

@@ -64,6 +64,9 @@ def test_advertised_peer_address() -> None:
     wildcard = NodeConfig(name="n").with_listen(peer="0.0.0.0:7053")
     with pytest.raises(ConfigError, match="--advertise"):
         wildcard.advertised_peer()
+    assert NodeConfig(name="n").with_listen(peer="127.0.0.1:0").advertised_peer(4242) == (
+        "127.0.0.1:4242"
+    )
     told = wildcard.with_listen(advertise="192.0.2.10:7053")
     assert told.advertised_peer() == "192.0.2.10:7053"
     with pytest.raises(ConfigError, match="advertise"):

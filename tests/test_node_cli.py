@@ -58,6 +58,14 @@ def test_bad_listen_flag_is_refused(tmp_path: Path) -> None:
     assert not (data / "peer53.db").exists()
 
 
+def test_a_wildcard_peer_address_needs_advertise(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    peer53("init", "--data-dir", str(data), "--dns", "127.0.0.1:0", "--api", "127.0.0.1:0")
+    result = peer53("run", "--data-dir", str(data), "--peer", "0.0.0.0:0", check=False)
+    assert result.returncode == 1 and "--advertise" in result.stderr
+    assert "Traceback" not in result.stderr and not (data / "listen.json").exists()
+
+
 def test_busy_ports_name_the_listener(tmp_path: Path) -> None:
     data = tmp_path / "d"
     peer53("init", "--data-dir", str(data), "--dns", "127.0.0.1:0", "--api", "127.0.0.1:0")

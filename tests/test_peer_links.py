@@ -178,5 +178,12 @@ async def test_forged_events_on_a_real_link_are_refused_and_the_link_lives(
         while _status(node)["clock"]["version_vector"].get(me) != 1:  # type: ignore[index,union-attr]
             assert time.monotonic() < deadline, "the good event was not applied"
             await trio.sleep(0.05)
+        root = _status(node)["merkle_root"]
+        reused = _event(member_key, cluster, 1, {**hello.vv, "ff" * 32: 0})  # same seq, new id
+        await stream.send([Events([good, reused]), Ping({})])
+        assert isinstance(await _until(stream, Pong), Pong)
+        final = _status(node)
+        assert final["rejected_events"]["sequence_reused"] == 1  # type: ignore[index]
+        assert final["merkle_root"] == root
     finally:
         await stream.aclose()

@@ -64,7 +64,9 @@ def wait_request(active_members: int) -> WaitFor | None:
             seconds = -1.0
         if not 0 < seconds <= MAX_WAIT_TIMEOUT:
             raise bad_request(
-                "invalid_wait", f"timeout must be 0-{MAX_WAIT_TIMEOUT:g} seconds", field="timeout"
+                "invalid_wait",
+                f"timeout must be more than 0 and at most {MAX_WAIT_TIMEOUT:g} seconds",
+                field="timeout",
             )
     return WaitFor(int(wait), seconds)
 

@@ -61,6 +61,16 @@ class EventLog:
             out.append(event)
         return out
 
+    def id_of(self, origin: str, seq: int) -> str | None:
+        """The id of the applied event (origin, seq), to tell a duplicate from a reuse."""
+        recent = self._recent.get(origin)
+        if recent and recent[0].body.seq <= seq <= recent[-1].body.seq:
+            return recent[seq - recent[0].body.seq].id
+        row = self._conn.execute(
+            "SELECT id FROM events WHERE origin = ? AND seq = ?", [origin, seq]
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     def hlc_of(self, origin: str, seq: int) -> int | None:
         row = self._conn.execute(
             "SELECT hlc FROM events WHERE origin = ? AND seq = ?", [origin, seq]

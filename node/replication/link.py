@@ -78,6 +78,7 @@ class Link:
         self._log = log_
         self.sent: dict[str, int] = dict(view.acked)  # per origin: the peer has up to here
         self._wake = trio.Event()
+        self._wake.set()  # the first round sends what the peer's HELLO showed it lacks
         self._pong_due = False
         self._acked_sent: dict[str, int] = {}
         self._requests: list[Message] = []

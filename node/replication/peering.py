@@ -74,11 +74,14 @@ class Peering:
         self.refused_links: Counter[str] = Counter()
         self._logged: set[tuple[str, str]] = set()
         self._announced: set[str] = set()  # members added by events still in the buffer
+        # (origin, seq) of events the replica refused: not fetched or counted again.
+        self._invalid: set[tuple[str, int]] = set()
         send, receive = trio.open_memory_channel[tuple[Link, list[SignedEvent]]](INGEST_QUEUE)
         self._ingest_send, self._ingest_receive = send, receive
         self._acks = trio.Event()
         self._dialers: set[str] = set()
         self._own_needed = 0
+        self._reported_needed = 0
         self._hello_seen = False
         self._hold_expired = False
         state.on_applied.append(self._on_applied)
@@ -305,22 +308,40 @@ class Peering:
             self._reject("unknown_origin", peer_id, f"an event from {event.body.origin[:12]}")
         return admitted
 
+    def _fresh(self, events: list[SignedEvent]) -> list[SignedEvent]:
+        """Drop copies of applied events; a different event under an applied (origin, seq)
+        is a reused sequence number: an alarm, never applied."""
+        vv = self.state.replica.vv
+        fresh = []
+        for event in events:
+            body = event.body
+            if body.seq > vv.get(body.origin, 0):
+                if (body.origin, body.seq) not in self._invalid:
+                    fresh.append(event)
+            elif self.log.id_of(body.origin, body.seq) not in (None, event.id):
+                self._sequence_reused(body.origin, body.seq, event.id)
+        return fresh
+
+    def _sequence_reused(self, origin: str, seq: int, other: str) -> None:
+        log.error(
+            "ALARM: %s reused sequence number %d (event %s differs from the one applied "
+            "here); it is not applied",
+            origin[:12],
+            seq,
+            other[:12],
+        )
+        self.rejected["sequence_reused"] += 1
+
     async def _ingest_loop(self) -> None:
         async for link, events in self._ingest_receive:
             try:
-                self.buffer.add(self._admit(events, link.peer_id), self.state.replica.vv)
+                admitted = self._admit(self._fresh(events), link.peer_id)
+                self.buffer.add(admitted, self.state.replica.vv)
             except BufferFull as exc:
                 log.warning("closing the link to %s: %s", link.peer_id[:12], exc)
                 link.close()
             for held, other in self.buffer.conflicts:
-                log.error(
-                    "ALARM: %s reused sequence number %d (events %s and %s); keeping the first",
-                    held.body.origin[:12],
-                    held.body.seq,
-                    held.id[:12],
-                    other.id[:12],
-                )
-                self.rejected["sequence_reused"] += 1
+                self._sequence_reused(held.body.origin, held.body.seq, other.id)
             self.buffer.conflicts.clear()
             await self._deliver(link.peer_id)
             self._request_gaps(link)
@@ -344,13 +365,15 @@ class Peering:
                 await self.state.apply_remote(unit)
             except EventError as exc:
                 self._reject("invalid", peer_id, str(exc))
+                self._invalid.update((e.body.origin, e.body.seq) for e in unit)
                 rest = [e for later in pieces[index + 1 :] for e in later]
                 self.buffer.add(rest, self.state.replica.vv)
                 return
 
     def _request_gaps(self, link: Link) -> None:
         for origin, after in self.buffer.gaps(self.state.replica.vv).items():
-            link.request_pull(Pull(origin, after), self.timers.heartbeat_ms / 1000)
+            if (origin, after + 1) not in self._invalid:
+                link.request_pull(Pull(origin, after), self.timers.heartbeat_ms / 1000)
 
     # -- notifications -------------------------------------------------------------------
 
@@ -372,14 +395,15 @@ class Peering:
     def _check_writes(self) -> None:
         have = self.state.replica.vv.get(self.me, 0)
         if self._own_needed > have:
-            if not self.state.writes_held:
+            if self._own_needed != self._reported_needed:
+                self._reported_needed = self._own_needed
                 log.error(
                     "a peer holds this node's events up to %d but only %d are here "
                     "(restored from an older copy?); holding writes until they are back",
                     self._own_needed,
                     have,
                 )
-                self.state.hold_writes()
+            self.state.hold_writes()
         elif self.state.writes_held and (self._hello_seen or self._hold_expired):
             self.state.release_writes()
 
