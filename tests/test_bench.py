@@ -1,10 +1,12 @@
-"""scripts/bench: its workload, its reading of dnsperf, and one tiny real run against Knot and
-peer53 (and an interrupted one, which must leave no server behind)."""
+"""scripts/bench: its workload, its reading of dnsperf, one tiny real run against Knot and
+peer53 (and an interrupted one, which must leave no server behind), and the replication
+figures from tiny clusters (interrupted too: no node may be left behind)."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import signal
 import socket
@@ -22,13 +24,26 @@ import dns.rrset
 import dns.zone
 import pytest
 
+from scripts.benchlib.__main__ import _parser, _replication_plan
 from scripts.benchlib.answers import answer_fits
 from scripts.benchlib.dnsperf import parse_latencies, parse_summary
+from scripts.benchlib.replication import DEFAULT, NONE, ReplicationPlan, measure
 from scripts.benchlib.workload import Kind, Query, build_workload
 
 ROOT = Path(__file__).parent.parent
 BENCH = ROOT / "scripts" / "bench"
 DEADLINE = 120.0
+DNS_TINY = ["--runs", "1", "--seconds", "1", "--warmup", "0", "--latency-seconds", "1"]
+REPLICATION_TINY = [
+    "--replication-sizes",
+    "3",
+    "--replication-writes",
+    "10",
+    "--replication-changes",
+    "100",
+    "--replication-batch",
+    "40",
+]
 
 SUMMARY = """\
 DNS Performance Testing Tool
@@ -158,8 +173,8 @@ def _port_is_free(port: int) -> bool:
 @pytest.mark.interop
 def test_tiny_bench_reports_every_server_and_mode(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
-    tiny = ["--runs", "1", "--seconds", "1", "--warmup", "0", "--latency-seconds", "1"]
-    bench, errors = _start_bench(tmp_path, *tiny, "--latency-rate", "2000", "--json", str(results))
+    options = [*DNS_TINY, *REPLICATION_TINY, "--latency-rate", "2000", "--json", str(results)]
+    bench, errors = _start_bench(tmp_path, *options)
     try:
         assert bench.wait(timeout=DEADLINE) == 0, errors.read_text()
     finally:
@@ -183,7 +198,13 @@ def test_tiny_bench_reports_every_server_and_mode(tmp_path: Path) -> None:
     for ratio in found["ratios"]:
         assert ratio["server"] == "peer53" and ratio["qps"] > 0 and ratio["cpu"] > 0
         assert isinstance(ratio["first target"], bool)
-    assert found["replication"] == []
+    replication = {figure["key"]: figure for figure in found["replication"]}
+    assert set(replication) == PROPAGATION_KEYS | THROUGHPUT_KEYS
+    assert replication["propagation.n3.writes"]["value"] == 10
+    assert replication["throughput.n3.applied"]["value"] == 100
+    for figure in found["replication"]:
+        assert figure["value"] > 0 and figure["unit"], figure
+        assert f"  {figure['name']}: {figure['value']:g} {figure['unit']}" in report, report
     for line in ("ratios to knot:", "plain    peer53", "edns-do  knot", str(results)):
         assert line in report, report
     assert not _work_directory(errors).exists()
@@ -210,3 +231,101 @@ def test_interrupted_bench_stops_its_servers(tmp_path: Path) -> None:
     assert _port_is_free(int(port.group(1)))
     assert not _work_directory(errors).exists()
     assert "interrupted" in errors.read_text()
+
+
+PROPAGATION_KEYS = {f"propagation.n3.{key}" for key in ("p50", "p99", "max", "writes", "rate")}
+THROUGHPUT_KEYS = {
+    f"throughput.n3.{key}"
+    for key in ("applied_per_second", "accepted_per_second", "sent", "applied", "events", "seconds")
+}
+
+
+def test_replication_plan_forms_the_clusters_it_needs(tmp_path: Path) -> None:
+    assert DEFAULT.clusters() == [3, 5]
+    assert ReplicationPlan(sizes=(5,)).clusters() == [3, 5]
+    assert ReplicationPlan(sizes=(5,), changes=0).clusters() == [5]
+    assert ReplicationPlan(sizes=(3, 5), writes=0).clusters() == [3]
+    assert measure(tmp_path, build_workload(100), NONE) == []
+    assert list(tmp_path.iterdir()) == []
+    parser = _parser()
+    skipped = parser.parse_args(["--no-replication", "--replication-sizes", "4"])
+    assert _replication_plan(skipped, parser, print) is NONE
+    chosen = parser.parse_args([*REPLICATION_TINY, "--replication-rate", "50"])
+    assert _replication_plan(chosen, parser, print) == ReplicationPlan(
+        sizes=(3,), writes=10, rate=50.0, changes=100, batch=40
+    )
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--replication-sizes", "1,3"])
+
+
+@pytest.mark.integration
+def test_replication_figures_from_a_tiny_cluster(tmp_path: Path) -> None:
+    messages: list[str] = []
+    plan = ReplicationPlan(
+        sizes=(3,),
+        writes=20,
+        rate=100.0,
+        changes=300,
+        batch=50,
+        clients=3,
+        progress=messages.append,
+    )
+    started = time.monotonic()
+    figures = {figure.key: figure for figure in measure(tmp_path, build_workload(), plan)}
+    elapsed = time.monotonic() - started
+    assert set(figures) == PROPAGATION_KEYS | THROUGHPUT_KEYS
+    value = {key: figure.value for key, figure in figures.items()}
+    assert 0 < value["propagation.n3.p50"] <= value["propagation.n3.p99"]
+    assert value["propagation.n3.p99"] <= value["propagation.n3.max"] < elapsed * 1000
+    assert value["propagation.n3.writes"] == 20
+    assert 0 < value["propagation.n3.rate"] <= 100.0 * 1.01
+    assert value["throughput.n3.sent"] == value["throughput.n3.applied"] == 300
+    assert value["throughput.n3.events"] >= 300 / 50
+    applied, accepted = (
+        value[f"throughput.n3.{key}_per_second"] for key in ("applied", "accepted")
+    )
+    assert 0 < applied <= accepted
+    seconds = value["throughput.n3.seconds"]
+    assert 0 < seconds < elapsed
+    assert applied == pytest.approx(300 / seconds, rel=0.02)
+    assert {figures[key].unit for key in ("propagation.n3.p50", "propagation.n3.max")} == {"ms"}
+    assert figures["throughput.n3.applied_per_second"].unit == "changes/s"
+    assert any("3 nodes up, converged" in message for message in messages), messages
+    assert not _processes_under(tmp_path)
+
+
+def _processes_under(directory: Path) -> list[str]:
+    """Command lines of running processes that mention ``directory``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if entry.name.isdigit() and int(entry.name) != os.getpid() and str(directory) in argv:
+            found.append(argv)
+    return found
+
+
+@pytest.mark.integration
+@pytest.mark.interop
+def test_bench_interrupted_during_replication_stops_every_node(tmp_path: Path) -> None:
+    options = [*DNS_TINY, "--servers", "knot", "--modes", "plain", *REPLICATION_TINY]
+    bench, errors = _start_bench(tmp_path, *options, "--replication-writes", "2000")
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while "writes at 100/s to 3 nodes" not in errors.read_text():
+            assert bench.poll() is None, errors.read_text()
+            assert time.monotonic() < deadline, errors.read_text()
+            time.sleep(0.05)
+        workdir = _work_directory(errors)
+        assert len(_processes_under(workdir)) == 3
+        bench.send_signal(signal.SIGINT)
+        assert bench.wait(timeout=60) == 130, errors.read_text()
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+    assert "interrupted" in errors.read_text()
+    assert not _processes_under(workdir)
+    assert not workdir.exists()

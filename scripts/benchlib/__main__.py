@@ -9,10 +9,12 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
 from scripts.benchlib.dnsperf import Load, Mode
+from scripts.benchlib.replication import DEFAULT, MAX_BATCH, NONE, PLAN, ReplicationPlan
 from scripts.benchlib.report import render
 from scripts.benchlib.results import BASELINE, Plan
 from scripts.benchlib.runner import Progress, estimated_seconds, run_bench
@@ -30,11 +32,22 @@ def _names(text: str, allowed: list[str]) -> tuple[str, ...]:
     return names
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(size) for size in text.split(",") if size.strip())
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 2:
+        raise argparse.ArgumentTypeError("give node counts of 2 or more, e.g. 3,5")
+    return sizes
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scripts/bench",
         description="dnsperf against peer53 and Knot (optionally NSD) on one zone and query "
-        "mix, alternating servers; a report on stdout and all figures as JSON",
+        "mix, alternating servers, then peer53's replication figures on clusters it forms; "
+        "a report on stdout and all figures as JSON",
     )
     add = parser.add_argument
     add("--runs", type=int, default=5, help="runs per server and mode (default 5)")
@@ -61,7 +74,59 @@ def _parser() -> argparse.ArgumentParser:
     add("--seed", type=int, default=53, help="seed of the query mix")
     add("--json", type=Path, help="where to write the results (default bench-results/...)")
     add("--keep", action="store_true", help="keep the work directory (zone, queries, logs)")
+    add("--no-replication", action="store_true", help="skip the replication figures")
+    add(
+        "--replication-sizes",
+        type=_sizes,
+        default=DEFAULT.sizes,
+        help="cluster sizes whose propagation latency is measured "
+        f"(default {','.join(map(str, DEFAULT.sizes))})",
+    )
+    add(
+        "--replication-writes",
+        type=int,
+        default=DEFAULT.writes,
+        help=f"writes per cluster size for the propagation latency; 0 skips it "
+        f"(default {DEFAULT.writes})",
+    )
+    add(
+        "--replication-rate",
+        type=float,
+        default=DEFAULT.rate,
+        help=f"writes/s of the propagation run (default {DEFAULT.rate:g})",
+    )
+    add(
+        "--replication-changes",
+        type=int,
+        default=DEFAULT.changes,
+        help=f"record changes of the 3-node throughput run; 0 skips it (default {DEFAULT.changes})",
+    )
+    add(
+        "--replication-batch",
+        type=int,
+        default=DEFAULT.batch,
+        help=f"record changes per API request of the throughput run (default {DEFAULT.batch})",
+    )
     return parser
+
+
+def _replication_plan(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, progress: Callable[[str], None]
+) -> ReplicationPlan:
+    if args.no_replication:
+        return NONE
+    if args.replication_writes < 0 or args.replication_changes < 0:
+        parser.error("--replication-writes and --replication-changes must be 0 or more")
+    if args.replication_rate <= 0 or not 1 <= args.replication_batch <= MAX_BATCH:
+        parser.error(f"--replication-rate must be positive, --replication-batch 1-{MAX_BATCH}")
+    return ReplicationPlan(
+        sizes=args.replication_sizes,
+        writes=args.replication_writes,
+        rate=args.replication_rate,
+        changes=args.replication_changes,
+        batch=args.replication_batch,
+        progress=progress,
+    )
 
 
 def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
@@ -89,13 +154,16 @@ def main(argv: list[str] | None = None) -> int:
         latency_seconds=args.latency_seconds,
         load=Load(args.clients, args.threads, args.outstanding),
     )
+    progress = Progress()
+    replication = _replication_plan(args, parser, progress)
+    PLAN.set(replication)
+    seconds = estimated_seconds(plan) + replication.estimated_seconds()
     json_path = args.json or ROOT / "bench-results" / time.strftime("bench-%Y%m%dT%H%M%S.json")
     signal.signal(signal.SIGINT, _stop_on_signal)
     signal.signal(signal.SIGTERM, _stop_on_signal)
-    progress = Progress()
     workdir = Path(tempfile.mkdtemp(prefix="peer53-bench-"))
     try:
-        progress(f"work directory {workdir}; about {estimated_seconds(plan) / 60:.1f} minutes")
+        progress(f"work directory {workdir}; about {seconds / 60:.1f} minutes")
         workload = build_workload(args.queries, args.seed)
         result = run_bench(plan, workload, workdir, progress)
     except KeyboardInterrupt:

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,39 +46,47 @@ class Node:
     dns_port: int
 
 
+def checked(response: httpx.Response, expected: int, what: str) -> dict[str, Any]:
+    """The JSON body of an answer with the ``expected`` status; anything else ends the bench."""
+    if response.status_code != expected:
+        raise RuntimeError(f"{what}: HTTP {response.status_code}: {response.text[:500]}")
+    body: dict[str, Any] = response.json()
+    return body
+
+
 @dataclass(frozen=True)
 class Cluster:
     nodes: tuple[Node, ...]
     token: str
     """The admin token from ``peer53 init``, valid on every node."""
 
-    def client(self, node: Node, timeout: float = HTTP_TIMEOUT) -> httpx.Client:
-        return httpx.Client(
-            base_url=node.api, headers={"Authorization": f"Bearer {self.token}"}, timeout=timeout
-        )
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
-    def statuses(self) -> list[dict[str, Any]]:
-        """Every node's GET /api/v1/cluster, in node order."""
-        found = []
-        for node in self.nodes:
-            with self.client(node) as api:
-                found.append(dict(api.get("/api/v1/cluster").raise_for_status().json()))
-        return found
-
-    def wait_converged(self, deadline: float = CONVERGE_DEADLINE) -> list[dict[str, Any]]:
+    def wait_converged(self) -> None:
         """Until every node has the same version vector and Merkle root and sees every other
-        member up; returns the statuses that showed it."""
-        end = time.monotonic() + deadline
-        while True:
-            statuses = self.statuses()
-            if converged(statuses, len(self.nodes)):
-                return statuses
-            if time.monotonic() > end:
-                raise TimeoutError(f"the {len(self.nodes)}-node cluster did not converge")
-            time.sleep(POLL)
+        member up."""
+        end = time.monotonic() + CONVERGE_DEADLINE
+        with ExitStack() as stack:
+            apis = [
+                stack.enter_context(
+                    httpx.Client(base_url=node.api, headers=self.headers, timeout=HTTP_TIMEOUT)
+                )
+                for node in self.nodes
+            ]
+            while True:
+                statuses = [
+                    checked(api.get("/api/v1/cluster"), 200, "GET /api/v1/cluster") for api in apis
+                ]
+                if _converged(statuses, len(self.nodes)):
+                    return
+                if time.monotonic() > end:
+                    raise TimeoutError(f"the {len(self.nodes)}-node cluster did not converge")
+                time.sleep(POLL)
 
 
-def converged(statuses: list[dict[str, Any]], size: int) -> bool:
+def _converged(statuses: list[dict[str, Any]], size: int) -> bool:
     vectors = {json.dumps(s["clock"]["version_vector"], sort_keys=True) for s in statuses}
     roots = {s["merkle_root"] for s in statuses}
     links = all(
@@ -114,12 +122,9 @@ def _command(argv: list[str]) -> subprocess.Popen[str]:
 
 def _invite(first: Node, token: str) -> str:
     headers = {"Authorization": f"Bearer {token}"}
-    response = httpx.post(
-        f"{first.api}/api/v1/invites", json={}, headers=headers, timeout=HTTP_TIMEOUT
-    )
-    if response.status_code != 201:
-        raise RuntimeError(f"no invite ({response.status_code}): {response.text}")
-    return str(response.json()["token"])
+    url = f"{first.api}/api/v1/invites"
+    response = httpx.post(url, json={}, headers=headers, timeout=HTTP_TIMEOUT)
+    return str(checked(response, 201, "POST /api/v1/invites")["token"])
 
 
 def _start(
@@ -148,7 +153,7 @@ def _reap(process: subprocess.Popen[str]) -> None:
 
 
 @contextmanager
-def formed(workdir: Path, size: int, progress: Callable[[str], None]) -> Iterator[Cluster]:
+def formed(workdir: Path, size: int) -> Iterator[Cluster]:
     """A converged cluster of ``size`` nodes under ``workdir``; stopped on leaving."""
     init = [str(BINARY), "init", "--data-dir", str(workdir / "n1"), "--name", "n1", *LISTEN]
     token = _finished(_command(init), "peer53 init").strip().splitlines()[-1]
@@ -166,7 +171,6 @@ def formed(workdir: Path, size: int, progress: Callable[[str], None]) -> Iterato
                 _finished(join, f"peer53 join {name}")
             cluster = Cluster((*first, *_start(stack, workdir, names, processes)), token)
             cluster.wait_converged()
-            progress(f"{size}-node cluster formed and converged")
             yield cluster
         finally:
             _stop_all(processes)

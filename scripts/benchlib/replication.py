@@ -7,7 +7,8 @@ Propagation: writes at a steady rate, open loop (each starts on schedule, whethe
 previous one was answered), each a PUT of one A RRset at a fresh name, round-robin over the
 nodes. A write's latency runs from the writing node's 2xx until every node answers the new
 address over DNS, as seen by a UDP poller in this process that keeps asking every node for
-every write not yet seen everywhere.
+every write not yet seen there (at most ``MAX_ASK_RATE`` queries per second, so that a
+backlog does not turn the poller into load on the nodes it measures).
 
 Throughput: batches of record changes (PATCH .../rrsets) from several concurrent clients
 spread over the nodes, timed from the first request until every node has the same version
@@ -37,7 +38,7 @@ import dns.rdatatype
 import httpx
 import trio
 
-from scripts.benchlib.cluster import HTTP_TIMEOUT, POLL, Cluster, formed
+from scripts.benchlib.cluster import HTTP_TIMEOUT, POLL, Cluster, checked, formed
 from scripts.benchlib.dnsperf import Latencies
 from scripts.benchlib.servers import _import_zone
 from scripts.benchlib.workload import Workload
@@ -47,12 +48,16 @@ LATENCY_TARGET_MS = 50
 THROUGHPUT_TARGET = 2000
 ASK_EVERY = 0.002
 """Seconds between the poller's rounds: the resolution of the latencies."""
+MAX_ASK_RATE = 5000
+"""Queries per second at most, so that a backlog of writes does not load the nodes measured."""
 ASK_AGAIN_AFTER = 0.2
 """A UDP query unanswered this long is taken as lost and asked again."""
-DRAIN_DEADLINE = 30.0
+DRAIN_DEADLINE = 60.0
 """After the last write's answer, every node must serve every write within this."""
 APPLY_DEADLINE = 120.0
 TTL = 60
+MAX_BATCH = 10_000
+"""The API's limit of changes per PATCH request."""
 FORM_SECONDS = 12.0
 """Rough time to form and load one cluster, for the bench's estimate."""
 
@@ -79,7 +84,7 @@ class ReplicationPlan:
     """Writes per second of the propagation run."""
     changes: int = 20_000
     """Record changes of the throughput run, on 3 nodes; 0 skips it."""
-    batch: int = 100
+    batch: int = 500
     clients: int = 6
     progress: Callable[[str], None] = field(default=_to_stderr, compare=False)
 
@@ -111,25 +116,30 @@ def measure(workdir: Path, workload: Workload, plan: ReplicationPlan) -> list[Fi
         plan.progress(f"replication: forming a {size}-node cluster")
         root = workdir / f"cluster-{size}"
         root.mkdir()
-        with formed(root, size, plan.progress) as cluster:
+        with formed(root, size) as cluster:
             _import_zone(cluster.nodes[0].api, cluster.token, workload)
             cluster.wait_converged()
-            steps = []
+            plan.progress(f"replication: {size} nodes up, converged, serving {workload.origin}")
             if size in plan.sizes and plan.writes:
                 what = f"{plan.writes} writes at {plan.rate:g}/s to {size} nodes"
-                steps.append((what, partial(_propagation, cluster, workload.origin, plan)))
+                figures += _step(plan, what, partial(_propagation, cluster, workload.origin, plan))
             if size == THROUGHPUT_NODES and plan.changes:
                 what = (
                     f"{plan.changes:,} record changes in batches of {plan.batch} "
                     f"from {plan.clients} clients to {size} nodes"
                 )
-                steps.append((what, partial(_throughput, cluster, workload.origin, plan)))
-            for what, step in steps:
-                plan.progress(f"replication: {what}")
-                found = _in_trio(step)
-                plan.progress("replication: " + "; ".join(map(str, found)))
-                figures += found
+                figures += _step(plan, what, partial(_throughput, cluster, workload.origin, plan))
     return figures
+
+
+def _step(
+    plan: ReplicationPlan, what: str, main: Callable[[], Awaitable[list[Figure]]]
+) -> list[Figure]:
+    plan.progress(f"replication: {what}")
+    found = _in_trio(main)
+    described = "; ".join(f"{figure.name} {figure.value:g} {figure.unit}" for figure in found)
+    plan.progress(f"replication: {described}")
+    return found
 
 
 def _in_trio(main: Callable[[], Awaitable[list[Figure]]]) -> list[Figure]:
@@ -183,11 +193,13 @@ class _Write:
     acked: float
     waiting: set[int]
     """Indexes of the nodes that have not answered with ``address`` yet."""
+    asking: set[int] = field(default_factory=set)
+    """Indexes of the nodes with a query in flight."""
 
 
 class _Poller:
     """Asks every node over UDP for every write in ``writes`` until each node answers it
-    with the new address: one query at a time per write and node, a round every
+    with the new address: at most one query in flight per write and node, a round every
     ``ASK_EVERY`` seconds."""
 
     def __init__(self, ports: list[int]) -> None:
@@ -195,7 +207,6 @@ class _Poller:
         self.writes: dict[int, _Write] = {}
         self.asked: dict[int, tuple[int, int, float]] = {}
         """Query ID: write, node, when sent."""
-        self.asking: set[tuple[int, int]] = set()
         self.ids = itertools.cycle(range(65536))
         self.latencies: list[float] = []
 
@@ -207,14 +218,15 @@ class _Poller:
 
     async def run(self, all_answered: trio.Event) -> None:
         """Until every write is served everywhere, once ``all_answered`` is set."""
-        with trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            await sock.bind(("127.0.0.1", 0))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
+            sock.bind(("127.0.0.1", 0))
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._receive, sock)
                 await self._ask(sock, all_answered)
                 nursery.cancel_scope.cancel()
 
-    async def _ask(self, sock: trio.socket.SocketType, all_answered: trio.Event) -> None:
+    async def _ask(self, sock: socket.socket, all_answered: trio.Event) -> None:
         drained_by = None
         while not (all_answered.is_set() and not self.writes):
             now = trio.current_time()
@@ -229,32 +241,46 @@ class _Poller:
             for query_id, (index, node, sent) in list(self.asked.items()):
                 if now - sent > ASK_AGAIN_AFTER:
                     del self.asked[query_id]
-                    self.asking.discard((index, node))
-            for index, write in list(self.writes.items()):
-                for node in write.waiting - {n for i, n in self.asking if i == index}:
+                    self.writes[index].asking.discard(node)
+            count = 0
+            for index, write in self.writes.items():
+                for node in write.waiting - write.asking:
+                    count += 1
                     query_id = next(self.ids)
                     self.asked[query_id] = (index, node, now)
-                    self.asking.add((index, node))
+                    write.asking.add(node)
+                    # Loopback UDP does not block: no checkpoint per datagram.
                     wire = query_id.to_bytes(2, "big") + write.query[2:]
-                    await sock.sendto(wire, ("127.0.0.1", self.ports[node]))
-            await trio.sleep(ASK_EVERY)
+                    sock.sendto(wire, ("127.0.0.1", self.ports[node]))
+            await trio.sleep(max(ASK_EVERY, count / MAX_ASK_RATE))
 
-    async def _receive(self, sock: trio.socket.SocketType) -> None:
+    async def _receive(self, sock: socket.socket) -> None:
         while True:
-            data, source = await sock.recvfrom(65535)
-            now = trio.current_time()
-            try:
-                response = dns.message.from_wire(data)
-            except dns.exception.DNSException:
-                continue
-            asked = self.asked.pop(response.id, None)
-            if asked is None:
-                continue
-            index, node, _ = asked
-            self.asking.discard((index, node))
-            write = self.writes.get(index)
-            if write is None or source[1] != self.ports[node] or not _serves(response, write):
-                continue
+            await trio.lowlevel.wait_readable(sock)
+            while True:
+                try:
+                    data, source = sock.recvfrom(65535)
+                except BlockingIOError:
+                    break
+                self._answered(data, source[1], trio.current_time())
+
+    def _answered(self, data: bytes, port: int, now: float) -> None:
+        asked = self.asked.pop(int.from_bytes(data[:2], "big"), None)
+        if asked is None:
+            return
+        index, node, _ = asked
+        write = self.writes.get(index)
+        if write is None:
+            return
+        write.asking.discard(node)
+        # Until the write arrives a node has no answer (ANCOUNT 0): nothing to parse.
+        if port != self.ports[node] or len(data) < 12 or data[6:8] == b"\0\0":
+            return
+        try:
+            response = dns.message.from_wire(data)
+        except dns.exception.DNSException:
+            return
+        if _serves(response, write):
             write.waiting.discard(node)
             if not write.waiting:
                 self.latencies.append(now - write.acked)
@@ -275,20 +301,12 @@ def _serves(response: dns.message.Message, write: _Write) -> bool:
 
 
 async def _clients(stack: AsyncExitStack, cluster: Cluster) -> list[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {cluster.token}"}
     return [
         await stack.enter_async_context(
-            httpx.AsyncClient(base_url=node.api, headers=headers, timeout=HTTP_TIMEOUT)
+            httpx.AsyncClient(base_url=node.api, headers=cluster.headers, timeout=HTTP_TIMEOUT)
         )
         for node in cluster.nodes
     ]
-
-
-def _checked(response: httpx.Response, expected: int, what: str) -> dict[str, Any]:
-    if response.status_code != expected:
-        raise RuntimeError(f"{what}: HTTP {response.status_code}: {response.text[:500]}")
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def _propagation(
@@ -304,7 +322,7 @@ async def _propagation(
         path = f"/api/v1/zones/{origin}/rrsets/{name}/A"
         response = await api.put(path, json={"ttl": TTL, "records": [address]})
         acked = trio.current_time()
-        _checked(response, 201, f"PUT {path}")
+        checked(response, 201, f"PUT {path}")
         poller.add(index, name, address, acked)
 
     async with AsyncExitStack() as stack:
@@ -319,8 +337,11 @@ async def _propagation(
                     issued.append(trio.current_time())
                     writes.start_soon(write, apis[index % size], index)
             all_answered.set()
+            waiting = len(poller.writes)
+            plan.progress(f"replication: every write answered, {waiting} not yet served everywhere")
     seconds = poller.latencies
-    rate = (len(issued) - 1) / (issued[-1] - issued[0]) if len(issued) > 1 else 0.0
+    # Over the schedule's span: a late start cannot make the rate look higher than asked.
+    rate = (len(issued) - 1) / (issued[-1] - start) if len(issued) > 1 else 0.0
     key, label = f"propagation.n{size}", f"propagation to every node over DNS, {size} nodes"
     return [
         Figure(f"{key}.p50", f"{label}, p50", _milliseconds(seconds, 0.5), "ms"),
@@ -331,8 +352,8 @@ async def _propagation(
             "ms",
         ),
         Figure(f"{key}.max", f"{label}, max", _milliseconds(seconds, 1.0), "ms"),
-        Figure(f"{key}.writes", f"{label}: writes measured", len(seconds), "writes"),
-        Figure(f"{key}.rate", f"{label}: write rate achieved", round(rate, 1), "writes/s"),
+        Figure(f"{key}.writes", f"{label}, writes measured", len(seconds), "writes"),
+        Figure(f"{key}.rate", f"{label}, write rate achieved", round(rate, 1), "writes/s"),
     ]
 
 
@@ -352,14 +373,14 @@ async def _applied(apis: list[httpx.AsyncClient], origin: dns.name.Name) -> _App
     deadline = trio.current_time() + APPLY_DEADLINE
     while True:
         statuses = [
-            _checked(await api.get("/api/v1/cluster"), 200, "GET /api/v1/cluster") for api in apis
+            checked(await api.get("/api/v1/cluster"), 200, "GET /api/v1/cluster") for api in apis
         ]
         at = trio.current_time()
         vectors = [status["clock"]["version_vector"] for status in statuses]
         roots = {status["merkle_root"] for status in statuses}
         if len(roots) == 1 and all(vector == vectors[0] for vector in vectors):
             path = f"/api/v1/zones/{origin}"
-            zones = [_checked(await api.get(path), 200, f"GET {path}") for api in apis]
+            zones = [checked(await api.get(path), 200, f"GET {path}") for api in apis]
             events = sum(vectors[0].values())
             return _Applied(at, events, [int(zone["records"]) for zone in zones])
         if at > deadline:
@@ -393,7 +414,7 @@ async def _throughput(
     async def client(api: httpx.AsyncClient) -> None:
         nonlocal sent
         for changes in queue:
-            body = _checked(await api.patch(path, json={"changes": changes}), 200, f"PATCH {path}")
+            body = checked(await api.patch(path, json={"changes": changes}), 200, f"PATCH {path}")
             sent += int(body["changes"])
 
     async with AsyncExitStack() as stack:
@@ -404,6 +425,7 @@ async def _throughput(
             for number in range(plan.clients):
                 nursery.start_soon(client, apis[number % size])
         accepted = trio.current_time() - start
+        plan.progress(f"replication: {sent:,} changes accepted in {accepted:.1f} s")
         after = await _applied(apis, origin)
     seconds = after.at - start
     applied = min(a - b for a, b in zip(after.records, before.records, strict=True))
@@ -421,19 +443,20 @@ async def _throughput(
             round(sent / accepted, 1),
             "changes/s",
         ),
-        Figure(f"{key}.sent", f"{label}: record changes sent", sent, "changes"),
+        Figure(f"{key}.sent", f"{label}, record changes sent", sent, "changes"),
         Figure(
-            f"{key}.applied", f"{label}: record changes applied on every node", applied, "changes"
+            f"{key}.applied", f"{label}, record changes applied on every node", applied, "changes"
         ),
         Figure(
             f"{key}.events",
-            f"{label}: events (one per batch of ≤ {plan.batch}, {plan.clients} clients)",
+            f"{label}, events replicated ({plan.batch} changes per request, "
+            f"{plan.clients} concurrent clients)",
             after.events - before.events,
             "events",
         ),
         Figure(
             f"{key}.seconds",
-            f"{label}: until every node applied every change",
+            f"{label}, time until every node applied every change",
             round(seconds, 2),
             "s",
         ),
