@@ -1,11 +1,20 @@
 """One established peer link: a reader task, a writer task, and what is known of the peer.
 
 The writer is the only task that sends (two senders on one TLS stream is an error, and a
-cancelled send breaks it). It wakes when events were applied here, when the peer asked
-for something, or at the heartbeat, and sends in one batch: the events the peer lacks
-(read from the log by cursor, never queued), an acknowledgement of this node's vector,
-and a PING when the link was idle. The reader closes the link when the peer is silent
-for ``dead_after``.
+cancelled send breaks it). It sends in batches, read from the log by cursor (never
+queued), in two kinds of round:
+
+- a quick round when events were applied here or the peer asked for something: this
+  node's own new events, and an acknowledgement only when the peer's own events were
+  applied (what ``?wait`` waits for);
+- a full round every heartbeat: everything else the peer lacks, relayed from other
+  origins, and this node's vector (or a PING when there is nothing new).
+
+Relaying only events that were already known at the previous full round means that in
+a healthy mesh, where every origin reaches every node directly and acknowledgements
+arrive within a heartbeat, nothing is sent twice; when a link is cut, its traffic goes
+round it within two heartbeats. The reader closes the link when the peer is silent for
+``dead_after``.
 """
 
 from __future__ import annotations
@@ -67,10 +76,12 @@ class Link:
         stream: MessageStream,
         view: PeerView,
         dialled_by: str,
+        me: str,
         vv: Mapping[str, int],
         log_: EventLog,
     ) -> None:
         self.peer_id = peer_id
+        self.me = me
         self.stream = stream
         self.view = view
         self.dialled_by = dialled_by
@@ -78,9 +89,10 @@ class Link:
         self._log = log_
         self.sent: dict[str, int] = dict(view.acked)  # per origin: the peer has up to here
         self._wake = trio.Event()
-        self._wake.set()  # the first round sends what the peer's HELLO showed it lacks
         self._pong_due = False
         self._acked_sent: dict[str, int] = {}
+        # The first full round, at once, sends all that the peer's HELLO showed it lacks.
+        self._relay_upto: dict[str, int] = dict(vv)
         self._requests: list[Message] = []
         self._pulled: dict[str, float] = {}  # origin -> when last asked for
         self.closed = trio.Event()
@@ -174,12 +186,19 @@ class Link:
                     )
                     return
 
-    def _missing(self) -> tuple[list[SignedEvent], bool]:
-        """The next events the peer lacks, and whether more remain after them."""
+    def _missing(self, full: bool) -> tuple[list[SignedEvent], bool]:
+        """The next events the peer lacks, and whether more remain after them: own events
+        in any round, other origins' in full rounds up to what was known at the last one."""
         events: list[SignedEvent] = []
         more = False
         budget = ROUND_BYTES
-        for origin, seq in list(self._vv.items()):
+        for origin, newest in list(self._vv.items()):
+            if origin == self.me:
+                seq = newest
+            elif full:
+                seq = min(newest, self._relay_upto.get(origin, 0))
+            else:
+                continue
             after = self.sent.get(origin, 0)
             if seq <= after:
                 continue
@@ -195,23 +214,27 @@ class Link:
         return events, more
 
     async def _write_loop(self, heartbeat: float) -> None:
-        last_send = trio.current_time()
+        next_full = trio.current_time()
         while True:
-            with trio.move_on_after(max(0.0, last_send + heartbeat - trio.current_time())):
+            with trio.move_on_at(next_full):
                 await self._wake.wait()
             self._wake = trio.Event()
-            events, more = self._missing()
+            full = trio.current_time() >= next_full
+            events, more = self._missing(full)
             messages: list[Message] = [*self._requests, *event_batches(events)]
             self._requests.clear()
             vv = dict(self._vv)
-            if self._pong_due or vv != self._acked_sent:
+            theirs = vv.get(self.peer_id, 0) != self._acked_sent.get(self.peer_id, 0)
+            if self._pong_due or theirs or (full and vv != self._acked_sent):
                 messages.append(Pong(vv))
                 self._pong_due = False
                 self._acked_sent = vv
-            if trio.current_time() - last_send >= heartbeat:
+            elif full:
                 messages.append(Ping(vv))
+            if full:
+                self._relay_upto = vv
+                next_full = trio.current_time() + heartbeat
             if messages:
                 await self.stream.send(messages)
-                last_send = trio.current_time()
             if more:
                 self.wake()
