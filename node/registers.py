@@ -71,9 +71,19 @@ class Plan:
     conflicts: int  # writes to a key whose current value came from a concurrent event
 
 
+OBJECT_KINDS = ("member", "token", "invite")
+
+
+def _object_kind(key: str) -> str | None:
+    kind = key.partition(" ")[0]
+    return kind if kind in OBJECT_KINDS else None
+
+
 class Registers:
     def __init__(self) -> None:
         self._regs: dict[str, Register] = {}
+        # Keys of the few cluster objects, so listing them never scans every record.
+        self._object_keys: dict[str, set[str]] = {kind: set() for kind in OBJECT_KINDS}
         self.conflicts = 0
         self.merkle = MerkleTree()
 
@@ -93,13 +103,20 @@ class Registers:
     def objects(self, kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """(id, value) of every live object register of a kind: member, token, invite."""
         prefix = kind + " "
-        for key, reg in self._regs.items():
-            if key.startswith(prefix) and isinstance(reg.value, dict):
-                yield key[len(prefix) :], reg.value
+        for key in sorted(self._object_keys[kind]):
+            value = self._regs[key].value
+            if isinstance(value, dict):
+                yield key[len(prefix) :], value
+
+    def _index(self, key: str) -> None:
+        kind = _object_kind(key)
+        if kind is not None:
+            self._object_keys[kind].add(key)
 
     def load(self, rows: Iterable[tuple[str, Register]]) -> None:
         for key, reg in rows:
             self._regs[key] = reg
+            self._index(key)
             self.merkle.set(key, reg.event_id)
 
     def plan(self, events: Sequence[SignedEvent]) -> Plan:
@@ -119,12 +136,16 @@ class Registers:
     def commit(self, plan: Plan) -> None:
         self._regs.update(plan.changes)
         for key, reg in plan.changes.items():
+            self._index(key)
             self.merkle.set(key, reg.event_id)
         self.conflicts += plan.conflicts
 
     def drop(self, keys: Iterable[str]) -> None:
         for key in keys:
             self._regs.pop(key, None)
+            kind = _object_kind(key)
+            if kind is not None:
+                self._object_keys[kind].discard(key)
             self.merkle.set(key, None)
 
 

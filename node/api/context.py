@@ -43,17 +43,18 @@ class WaitFor:
     timeout: float
 
 
-def wait_request(active_members: int) -> WaitFor | None:
+def wait_request(active_members: Callable[[], int]) -> WaitFor | None:
     """``?wait=N[&timeout=S]``: checked before the write, so a bad value changes nothing."""
     wait, timeout = request.args.get("wait"), request.args.get("timeout")
     if wait is None:
         if timeout is not None:
             raise bad_request("invalid_wait", "timeout needs wait=N", field="timeout")
         return None
-    if not wait.isdigit() or not 1 <= int(wait) <= active_members:
+    members = active_members()
+    if not wait.isdigit() or not 1 <= int(wait) <= members:
         raise bad_request(
             "invalid_wait",
-            f"wait must be a whole number of nodes from 1 to {active_members} (active members)",
+            f"wait must be a whole number of nodes from 1 to {members} (active members)",
             field="wait",
         )
     seconds = DEFAULT_WAIT_TIMEOUT
@@ -97,7 +98,7 @@ class ApiContext:
         timeout passed); ``g.replication`` then says how many did.
         """
         condition = request.headers.get("If-Match")
-        wait = wait_request(len(self.state.replica.active_members()))
+        wait = wait_request(lambda: len(self.state.replica.active_members()))
 
         def checked() -> Writes:
             if condition is not None:
