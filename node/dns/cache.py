@@ -397,9 +397,9 @@ def _same_rendering(old: dns.rrset.RRset, new: dns.rrset.RRset) -> bool:
 def _is_serial_change(change: Change, old: dns.rrset.RRset, new: dns.rrset.RRset) -> bool:
     """Whether ``change`` is of the apex SOA, and only of its serial."""
 
-    def without_serial(rrset: dns.rrset.RRset) -> bytes:
-        wire: bytes = rrset[0].replace(serial=0).to_wire()
-        return wire
+    def without_serial(rrset: dns.rrset.RRset) -> tuple[object, ...]:
+        soa = rrset[0]  # names by their labels: a change of case is a change of rendering
+        return (soa.mname.labels, soa.rname.labels, soa.refresh, soa.retry, soa.expire, soa.minimum)
 
     return (
         change.rdtype == _SOA
