@@ -120,7 +120,7 @@ def render(result: Result, json_path: str) -> str:
             f"  {figure.name}: {figure.value:g} {figure.unit}" for figure in result.replication
         ]
     else:
-        lines.append("replication: no figures yet (nodes do not replicate)")
+        lines.append("replication: not measured (--no-replication)")
     lines += _notes(result, table)
     lines.append(f"full results: {json_path}")
     return "\n".join(lines) + "\n"
