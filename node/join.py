@@ -25,7 +25,7 @@ from node.bootstrap import refuse_existing
 from node.config import CONFIG_FILE, NodeConfig, parse_address, validate, write_config
 from node.identity import ClusterCA, IdentityFiles, ca_pin
 from node.replica import Replica
-from node.replication.delivery import CausalBuffer, whole_chunks
+from node.replication.delivery import APPLY_CHUNK, CausalBuffer, whole_chunks
 from node.replication.tls import (
     PeerCertificateError,
     check_issued_by,
@@ -52,7 +52,6 @@ from protocol.peer import (
 
 CONNECT_TIMEOUT = 10.0
 EXCHANGE_TIMEOUT = 600.0  # a large snapshot takes a while
-APPLY_CHUNK = 500
 
 
 class JoinError(RuntimeError):
@@ -107,10 +106,15 @@ async def _exchange(invite: Invite, key: nacl.signing.SigningKey, config: NodeCo
     try:
         with trio.fail_after(CONNECT_TIMEOUT):
             tcp = await trio.open_tcp_stream(address.host, address.port)
-            tls = trio.SSLStream(tcp, join_client_context(), server_hostname=None)
-            await tls.do_handshake()
-    except (OSError, trio.BrokenResourceError, trio.TooSlowError) as exc:
+    except (OSError, trio.TooSlowError) as exc:
         raise JoinError(f"cannot reach the issuer at {address}: {exc or 'timed out'}") from None
+    tls = trio.SSLStream(tcp, join_client_context(), server_hostname=None)
+    try:
+        with trio.fail_after(CONNECT_TIMEOUT):
+            await tls.do_handshake()
+    except (trio.BrokenResourceError, trio.TooSlowError) as exc:
+        await trio.aclose_forcefully(tcp)
+        raise JoinError(f"no TLS 1.3 handshake with the issuer at {address}: {exc!r}") from None
     stream = MessageStream(tls)
     try:
         with trio.fail_after(EXCHANGE_TIMEOUT):

@@ -24,7 +24,6 @@ from node.config import Address, NodeConfig
 from node.dns.cache import AnswerCache
 from node.dns.query import AnswerConfig, ServerIdentity
 from node.dns.server import ListenerStats, TcpServer, bind_udp, serve_udp
-from node.replication.admission import Admission
 from node.replication.peering import Peering
 from node.service import NodeState
 from protocol.statekeys import member_key
@@ -136,7 +135,6 @@ async def _serve(state: NodeState, stop: trio.Event) -> None:
     advertised = state.config.advertised_peer(peer_port)
     state.peer_address = advertised
     peering = Peering(state)
-    peering.join_handler = Admission(state, peering.log)
     gc.collect()
     gc.freeze()
     async with trio.open_nursery() as nursery:

@@ -113,14 +113,17 @@ class NodeState:
         before its event is applied; it runs with everything but the final in-memory update
         in a worker thread, so a large import never stalls DNS answers.
         """
-        await self._writes_open.wait()
-        async with self._lock:
-            events, prepared, generations = await trio.to_thread.run_sync(
-                self._prepare_and_commit, kind, make_writes
-            )
-            self.replica.finish(prepared, generations)
-        self._applied(events)
-        return events
+        while True:
+            await self._writes_open.wait()
+            async with self._lock:
+                if self.writes_held:  # held while this write waited for the lock
+                    continue
+                events, prepared, generations = await trio.to_thread.run_sync(
+                    self._prepare_and_commit, kind, make_writes
+                )
+                self.replica.finish(prepared, generations)
+            self._applied(events)
+            return events
 
     def _prepare_remote(self, events: Sequence[SignedEvent]) -> tuple[Prepared, Generations]:
         prepared = self.replica.prepare(events, verified=True)
@@ -136,13 +139,13 @@ class NodeState:
         async with self._lock:
             if sum(len(e.body.writes) for e in events) <= INLINE_WRITES:
                 prepared, generations = self._prepare_remote(events)
-                await trio.lowlevel.checkpoint()
             else:
                 prepared, generations = await trio.to_thread.run_sync(self._prepare_remote, events)
             self.replica.finish(prepared, generations)
             newest = max(e.body.hlc for e in events)
             self.writer.last_hlc = hlc_observe(self.writer.last_hlc, newest, self.writer.clock())
         self._applied(events)
+        await trio.lowlevel.checkpoint()  # an inline commit yields only here, once applied
 
     def close(self) -> None:
         self.db.close()

@@ -86,7 +86,11 @@ class LinkProxy:
                 client.close()
                 continue
             upstream.settimeout(None)
-            with self._lock:
+            with self._lock:  # a cut() that came meanwhile must cover this connection too
+                if self.blocked:
+                    client.close()
+                    upstream.close()
+                    continue
                 self._open.update((client, upstream))
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
@@ -109,8 +113,8 @@ class LinkProxy:
         sock.close()
 
     def cut(self) -> None:
-        self.blocked = True
         with self._lock:
+            self.blocked = True
             live = list(self._open)
         for sock in live:
             self._drop(sock)
@@ -135,17 +139,16 @@ class Cluster:
         first = NodeProcess.init(base / "n1", name="n1")
         _fast(first.data_dir)
         first.start()
-        nodes = [first]
+        cluster = cls([first])
         try:
             for index in range(2, size + 1):
-                nodes.append(join(first, base / f"n{index}", f"n{index}").start())
-            cluster = cls(nodes)
+                cluster.nodes.append(join(first, base / f"n{index}", f"n{index}").start())
+            cluster.ids = [node_id(n.data_dir) for n in cluster.nodes]
             if proxied:
                 cluster._add_proxies()
             cluster.wait_converged()
         except BaseException:
-            for node in nodes:
-                node.stop()
+            cluster.stop()
             raise
         return cluster
 
@@ -233,7 +236,7 @@ class Cluster:
 
     def stop(self) -> None:
         for node in self.nodes:
-            if node.proc is not None:
+            if node.proc is not None and node.proc.poll() is None:
                 node.stop()
         for proxy in self.proxies.values():
             proxy.close()

@@ -77,6 +77,13 @@ def create_app(
                 response.headers["Allow"] = value
         return response
 
+    # Quart runs after-request hooks last-registered first: the count sees the final status.
+    @app.after_request
+    async def count(response: Response) -> Response:
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        counters.count(request.method, rule, response.status_code)
+        return response
+
     @app.after_request
     async def replication(response: Response) -> Response:
         """A write with ?wait=N reports how many nodes applied it (DESIGN "HTTP API")."""
@@ -90,12 +97,6 @@ def create_app(
             if name in response.headers:
                 reply.headers[name] = response.headers[name]
         return reply
-
-    @app.after_request
-    async def count(response: Response) -> Response:
-        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        counters.count(request.method, rule, response.status_code)
-        return response
 
     @app.get("/healthz")
     async def healthz() -> Response:

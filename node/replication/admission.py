@@ -21,12 +21,11 @@ from cryptography.hazmat.primitives import serialization
 from node.config import ConfigError, parse_address
 from node.identity import ClusterCA, IdentityFiles
 from node.replication.eventlog import EventLog
-from node.replication.wire import MessageStream, event_batches
+from node.replication.wire import MAX_EVENT_BYTES_PER_MESSAGE, MessageStream, event_batches
 from node.service import NodeState
 from protocol.canonical import JSONValue
-from protocol.events import SignedEvent
 from protocol.invites import InviteError, verify_invite
-from protocol.peer import Error, Join, JoinCa, JoinEnd, JoinOk, join_proof_bytes
+from protocol.peer import Error, Join, JoinCa, JoinEnd, JoinOk, Message, join_proof_bytes
 from protocol.statekeys import invite_key, member_key, setting_key
 
 log = logging.getLogger("peer53.join")
@@ -61,11 +60,13 @@ class Admission:
             await stream.send([Error(exc.code, str(exc))])
             return
         log.info("admitted %s (%s) as a member", request.name, request.key[:12])
-        await stream.send([self._welcome(request)])
         vv = dict(self.state.replica.vv)
-        for events in self._snapshot(vv):
-            await stream.send(list(event_batches(events)))
-        await stream.send([JoinEnd(vv)])
+        # Each send gets the whole timeout: a joiner that stops reading is dropped.
+        welcome: list[Message] = [self._welcome(request)]
+        end: list[Message] = [JoinEnd(vv)]
+        for messages in (welcome, *self._snapshot(vv), end):
+            with trio.fail_after(JOIN_TIMEOUT):
+                await stream.send(messages)
 
     async def _admit(self, request: Join) -> None:
         state = self.state
@@ -122,13 +123,16 @@ class Admission:
             members,
         )
 
-    def _snapshot(self, vv: dict[str, int]) -> Iterator[list[SignedEvent]]:
-        """Every event up to ``vv``, read in slices so memory stays bounded."""
+    def _snapshot(self, vv: dict[str, int]) -> Iterator[list[Message]]:
+        """Every event up to ``vv`` as EVENTS messages, read in slices so memory stays
+        bounded."""
         for origin, last in vv.items():
             after = 0
             while after < last:
-                events = self.events.after(origin, after, min(SNAPSHOT_READ, last - after), 1 << 23)
+                events = self.events.after(
+                    origin, after, min(SNAPSHOT_READ, last - after), MAX_EVENT_BYTES_PER_MESSAGE
+                )
                 if not events:
                     raise RuntimeError(f"the log lacks events of {origin[:12]} after {after}")
-                yield events
+                yield list(event_batches(events))
                 after = events[-1].body.seq

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from protocol.events import SignedEvent
 
 DEFAULT_MAX_PENDING = 200_000
+APPLY_CHUNK = 500  # events per commit when catching up: bounded memory and commit time
 
 
 class BufferFull(RuntimeError):
@@ -53,11 +54,10 @@ class CausalBuffer:
         vv = dict(applied)
         out: list[SignedEvent] = []
         progress = True
-        while progress:
+        while progress:  # again while one origin's events unblock another's
             progress = False
             for origin in sorted({o for o, _ in self._pending}):
-                run = self._deliverable_from(origin, vv)
-                if run:
+                while run := self._deliverable_from(origin, vv):
                     for event in run:
                         del self._pending[(origin, event.body.seq)]
                         vv[origin] = event.body.seq

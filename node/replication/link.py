@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,21 +49,23 @@ class PeerView:
 
     acked: dict[str, int] = field(default_factory=dict)  # the peer's vector, as last reported
     last_seen_ms: int | None = None
-    up: bool = False
-    bytes_in: int = 0
-    bytes_out: int = 0
 
     def saw(self) -> None:
         self.last_seen_ms = time.time_ns() // 1_000_000
 
     def ack(self, vv: Mapping[str, int]) -> bool:
         """Merge a reported vector; True when it moved."""
-        moved = False
-        for origin, seq in vv.items():
-            if seq > self.acked.get(origin, 0):
-                self.acked[origin] = seq
-                moved = True
-        return moved
+        return raise_to(self.acked, vv.items())
+
+
+def raise_to(vector: dict[str, int], seen: Iterable[tuple[str, int]]) -> bool:
+    """Raise each origin's entry to what was seen; True when any moved."""
+    moved = False
+    for origin, seq in seen:
+        if seq > vector.get(origin, 0):
+            vector[origin] = seq
+            moved = True
+    return moved
 
 
 Ingest = Callable[["Link", list[SignedEvent]], Awaitable[None]]
@@ -113,25 +115,18 @@ class Link:
         self._cancel.cancel()
 
     def peer_has(self, events: list[SignedEvent]) -> None:
-        for event in events:
-            body = event.body
-            if body.seq > self.sent.get(body.origin, 0):
-                self.sent[body.origin] = body.seq
+        raise_to(self.sent, ((e.body.origin, e.body.seq) for e in events))
 
     async def run(
         self, ingest: Ingest, on_ack: Callable[[], None], heartbeat: float, dead_after: float
     ) -> None:
         """Serve the link until it fails or is closed; never raises for link errors."""
-        self.view.up = True
         try:
             with self._cancel:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._guarded, self._write_loop(heartbeat))
                     await self._guarded(self._read_loop(ingest, on_ack, dead_after))
         finally:
-            self.view.up = False
-            self.view.bytes_in += self.stream.bytes_in
-            self.view.bytes_out += self.stream.bytes_out
             self.closed.set()
             with trio.CancelScope(shield=True):
                 await self.stream.aclose()
@@ -164,9 +159,7 @@ class Link:
                 case Ping() | Pong():
                     if self.view.ack(message.vv):
                         on_ack()
-                    for origin, seq in message.vv.items():
-                        if seq > self.sent.get(origin, 0):
-                            self.sent[origin] = seq
+                    raise_to(self.sent, message.vv.items())
                     if isinstance(message, Ping):
                         self._pong_due = True
                         self.wake()
@@ -210,7 +203,7 @@ class Link:
             budget -= sum(len(e.to_wire()) for e in batch)
             if batch:
                 self.sent[origin] = batch[-1].body.seq
-            more = more or after + len(batch) < seq
+                more = more or batch[-1].body.seq < seq
         return events, more
 
     async def _write_loop(self, heartbeat: float) -> None:

@@ -24,14 +24,21 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import trio
 
 from node.config import parse_address
 from node.identity import IdentityFiles
-from node.replication.delivery import BufferFull, CausalBuffer, units, whole_chunks
+from node.replication.admission import Admission
+from node.replication.delivery import (
+    APPLY_CHUNK,
+    BufferFull,
+    CausalBuffer,
+    units,
+    whole_chunks,
+)
 from node.replication.eventlog import EventLog
 from node.replication.link import Link, PeerView
 from node.replication.tls import (
@@ -49,14 +56,14 @@ from protocol.statekeys import member_key
 
 log = logging.getLogger("peer53.peering")
 INGEST_QUEUE = 64
-APPLY_CHUNK = 500  # events per commit when catching up
+INLINE_SIGNATURES = 64  # more than this many are checked in a worker thread
 # What one bad connection may raise; anything else is a bug, logged with a trace, and
 # still ends only that connection.
 CONNECTION_ERRORS = (*LINK_ERRORS, PeerCertificateError)
 
 
 class Peering:
-    def __init__(self, state: NodeState, join_handler: JoinHandler | None = None) -> None:
+    def __init__(self, state: NodeState) -> None:
         self.state = state
         self.me = state.identity.node_id
         self.timers = state.config.peering
@@ -64,7 +71,7 @@ class Peering:
         self._server_context = server_context(files)
         self._client_context = member_client_context(files)
         self.log = EventLog(state.data_dir / DB_FILE)
-        self.join_handler = join_handler
+        self.admission = Admission(state, self.log)
         self.views: dict[str, PeerView] = {}
         self.links: dict[str, Link] = {}
         self.buffer = CausalBuffer()
@@ -138,7 +145,7 @@ class Peering:
             der = tls.getpeercert(binary_form=True)
             stream = MessageStream(tls)
             if not der:
-                await self._join(stream)
+                await self.admission(stream)
                 return
             peer_id = node_id_of_certificate(der)
             await self._run_link(stream, peer_id, dialled_by=peer_id)
@@ -148,12 +155,6 @@ class Peering:
             log.exception("inbound peer connection failed")
         finally:
             await trio.aclose_forcefully(tcp)
-
-    async def _join(self, stream: MessageStream) -> None:
-        if self.join_handler is None:
-            await stream.send([Error("not_member", "a member certificate is required")])
-            return
-        await self.join_handler(stream)
 
     async def _dial_loop(self, peer_id: str) -> None:
         backoff_min = self.timers.backoff_min_ms / 1000
@@ -273,59 +274,92 @@ class Peering:
     def _reject(self, reason: str, peer_id: str, detail: str) -> None:
         self._count(self.rejected, reason, peer_id, detail)
 
-    def _authentic(self, event: SignedEvent, peer_id: str) -> bool:
-        if event.body.cluster != self.state.identity.cluster_id:
-            self._reject("foreign_cluster", peer_id, "an event for another cluster")
-            return False
-        try:
-            verify_signature(event)
-        except EventError as exc:
-            self._reject("bad_signature", peer_id, str(exc))
-            return False
-        return True
-
     def _known_origin(self, origin: str) -> bool:
         return (
             origin in self._announced
             or self.state.replica.registers.get(member_key(origin)) is not None
         )
 
-    def _admit(self, events: list[SignedEvent], peer_id: str) -> list[SignedEvent]:
-        """Authentic events from known origins. An origin is also known when an admitted
-        event of the same batch makes it a member (a joiner's first events)."""
-        waiting = [e for e in events if self._authentic(e, peer_id)]
+    async def _forged(self, events: list[SignedEvent]) -> set[str]:
+        """Ids of events whose signature fails; many are checked off the trio thread, so
+        a large catch-up never holds up DNS answers."""
+
+        def check() -> set[str]:
+            bad = set()
+            for event in events:
+                try:
+                    verify_signature(event)
+                except EventError:
+                    bad.add(event.id)
+            return bad
+
+        if len(events) > INLINE_SIGNATURES:
+            return await trio.to_thread.run_sync(check)
+        return check()
+
+    async def _screen(self, arrived: list[tuple[Link, list[SignedEvent]]]) -> None:
+        """Checks that need no causal past, then the buffer.
+
+        Copies of applied events are dropped unchecked. Every other event must be for
+        this cluster and correctly signed; an authentic one that differs from the applied
+        event with its (origin, seq) is a reused sequence number. The rest must come from a
+        known origin (or one that an admitted event of the same batch makes a member: a
+        joiner's first events)."""
+        vv = self.state.replica.vv
+        candidates: list[tuple[str, SignedEvent]] = []
+        for link, events in arrived:
+            for event in events:
+                body = event.body
+                if body.seq <= vv.get(body.origin, 0):
+                    if self.log.id_of(body.origin, body.seq) in (None, event.id):
+                        continue
+                elif (body.origin, body.seq) in self._invalid:
+                    continue
+                candidates.append((link.peer_id, event))
+        forged = await self._forged([e for _, e in candidates])
+        fresh: list[tuple[str, SignedEvent]] = []
+        for peer_id, event in candidates:
+            body = event.body
+            if body.cluster != self.state.identity.cluster_id:
+                self._reject("foreign_cluster", peer_id, "an event for another cluster")
+            elif event.id in forged:
+                self._reject("bad_signature", peer_id, f"an event claiming {body.origin[:12]}")
+            elif body.seq <= self.state.replica.vv.get(body.origin, 0):
+                self._sequence_reused(body.origin, body.seq, event.id)
+            else:
+                fresh.append((peer_id, event))
+        admitted = self._admit(fresh)
+        try:
+            self.buffer.add(admitted, self.state.replica.vv)
+        except BufferFull as exc:
+            log.warning("closing links to catch up by cursor instead: %s", exc)
+            for link, _ in arrived:
+                link.close()
+        for held, other in self.buffer.conflicts:
+            self._sequence_reused(held.body.origin, held.body.seq, other.id)
+        self.buffer.conflicts.clear()
+
+    def _admit(self, events: list[tuple[str, SignedEvent]]) -> list[SignedEvent]:
+        waiting = list(events)
         admitted: list[SignedEvent] = []
         progress = True
         while waiting and progress:
             progress = False
-            for event in list(waiting):
+            for item in list(waiting):
+                event = item[1]
                 if self._known_origin(event.body.origin):
-                    waiting.remove(event)
+                    waiting.remove(item)
                     admitted.append(event)
                     self._announced.update(_members_written(event))
                     progress = True
-        for event in waiting:
+        for peer_id, event in waiting:
             self._reject("unknown_origin", peer_id, f"an event from {event.body.origin[:12]}")
         return admitted
-
-    def _fresh(self, events: list[SignedEvent]) -> list[SignedEvent]:
-        """Drop copies of applied events; a different event under an applied (origin, seq)
-        is a reused sequence number: an alarm, never applied."""
-        vv = self.state.replica.vv
-        fresh = []
-        for event in events:
-            body = event.body
-            if body.seq > vv.get(body.origin, 0):
-                if (body.origin, body.seq) not in self._invalid:
-                    fresh.append(event)
-            elif self.log.id_of(body.origin, body.seq) not in (None, event.id):
-                self._sequence_reused(body.origin, body.seq, event.id)
-        return fresh
 
     def _sequence_reused(self, origin: str, seq: int, other: str) -> None:
         log.error(
             "ALARM: %s reused sequence number %d (event %s differs from the one applied "
-            "here); it is not applied",
+            "or held here); it is not applied",
             origin[:12],
             seq,
             other[:12],
@@ -342,42 +376,32 @@ class Peering:
                     arrived.append(self._ingest_receive.receive_nowait())
                 except trio.WouldBlock:
                     break
-            for link, events in arrived:
-                self._buffer(link, events)
-            await self._deliver(arrived[-1][0].peer_id)
+            await self._screen(arrived)
+            await self._deliver()
             for link in {link for link, _ in arrived}:
                 self._request_gaps(link)
 
-    def _buffer(self, link: Link, events: list[SignedEvent]) -> None:
-        try:
-            admitted = self._admit(self._fresh(events), link.peer_id)
-            self.buffer.add(admitted, self.state.replica.vv)
-        except BufferFull as exc:
-            log.warning("closing the link to %s: %s", link.peer_id[:12], exc)
-            link.close()
-        for held, other in self.buffer.conflicts:
-            self._sequence_reused(held.body.origin, held.body.seq, other.id)
-        self.buffer.conflicts.clear()
-
-    async def _deliver(self, peer_id: str) -> None:
-        while True:
-            ready = self.buffer.ready(self.state.replica.vv)
-            if not ready:
-                return
-            for chunk in whole_chunks(ready, APPLY_CHUNK):
+    async def _deliver(self) -> None:
+        while ready := self.buffer.ready(self.state.replica.vv):
+            chunks = list(whole_chunks(ready, APPLY_CHUNK))
+            for index, chunk in enumerate(chunks):
                 try:
                     await self.state.apply_remote(chunk)
                 except EventError:
-                    await self._deliver_one_by_one(chunk, peer_id)
+                    await self._deliver_one_by_one(chunk)
+                    later = [e for rest in chunks[index + 1 :] for e in rest]
+                    self.buffer.add(later, self.state.replica.vv)
+                    break
 
-    async def _deliver_one_by_one(self, events: list[SignedEvent], peer_id: str) -> None:
-        """Find the refused unit; what follows it from the same origin waits again."""
+    async def _deliver_one_by_one(self, events: list[SignedEvent]) -> None:
+        """Find the refused unit; what follows it waits in the buffer again."""
         pieces = list(units(events))
         for index, unit in enumerate(pieces):
             try:
                 await self.state.apply_remote(unit)
             except EventError as exc:
-                self._reject("invalid", peer_id, str(exc))
+                origin = unit[0].body.origin
+                self._reject("invalid", origin, str(exc))
                 self._invalid.update((e.body.origin, e.body.seq) for e in unit)
                 rest = [e for later in pieces[index + 1 :] for e in later]
                 self.buffer.add(rest, self.state.replica.vv)
@@ -452,9 +476,6 @@ class Peering:
                     oldest = hlc
         seconds = 0.0 if oldest is None else max(0.0, (now_ms - hlc_physical_ms(oldest)) / 1000)
         return {"events": events, "seconds": round(seconds, 3)}
-
-
-JoinHandler = Callable[[MessageStream], Any]
 
 
 def _members_written(event: SignedEvent) -> Iterator[str]:

@@ -58,10 +58,6 @@ def node_id_of_certificate(der: bytes) -> str:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
 
 
-def peer_certificate(ssl_object: ssl.SSLObject) -> bytes | None:
-    return ssl_object.getpeercert(binary_form=True)
-
-
 def check_issued_by(leaf_der: bytes, ca: x509.Certificate) -> None:
     leaf = x509.load_der_x509_certificate(leaf_der)
     try:
