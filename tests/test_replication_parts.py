@@ -162,3 +162,47 @@ def test_large_writes_are_split_into_events_within_the_size_limit(tmp_path: Path
         ]
     finally:
         state.close()
+
+
+async def test_a_refused_event_holds_back_only_its_own_origin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events are applied in chunks; one refused event must not make the chunks after it
+    (other origins' events among them) look refused too."""
+    from node.replication import peering as peering_module
+    from protocol.statekeys import member_key
+
+    monkeypatch.setattr(peering_module, "APPLY_CHUNK", 1)
+    initialise(tmp_path / "n", NodeConfig(name="n1"), "t")
+    state = NodeState.open(tmp_path / "n")
+    # the refused event's origin sorts first, so its chunk comes before the others'
+    keys = sorted(
+        (nacl.signing.SigningKey.generate() for _ in range(2)),
+        key=lambda k: node_id_of(k.verify_key),
+    )
+    ids = [node_id_of(k.verify_key) for k in keys]
+    state.write_now(
+        "test", {member_key(i): {"name": i[:4], "peer": "", "status": "active"} for i in ids}
+    )
+    base = dict(state.replica.vv)
+    cluster = state.identity.cluster_id
+
+    def event(key: nacl.signing.SigningKey, seq: int, writes: dict[str, object]) -> SignedEvent:
+        past = {**base, node_id_of(key.verify_key): seq - 1}
+        body = EventBody(cluster, node_id_of(key.verify_key), seq, past, seq << 16, "t", writes)  # type: ignore[arg-type]
+        return sign_event(body, key)
+
+    bad = event(keys[0], 1, {setting_key("x"): "not an object"})
+    after_bad = event(keys[0], 2, {setting_key("y"): {"value": 1}})
+    others = [event(keys[1], seq, {setting_key(f"z{seq}"): {"value": seq}}) for seq in (1, 2, 3)]
+    peering = peering_module.Peering(state)
+    try:
+        peering.buffer.add([bad, after_bad, *others], state.replica.vv)
+        await peering._deliver()
+        assert state.replica.vv.get(ids[1]) == 3  # every event of the other origin applied
+        assert ids[0] not in state.replica.vv
+        assert peering.rejected == {"invalid": 1}
+        assert len(peering.buffer) == 1  # the event after the refused one waits
+    finally:
+        peering.log.close()
+        state.close()
