@@ -29,7 +29,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 
 import dns.exception
 import dns.name
@@ -228,6 +228,7 @@ def _is_name(text: str) -> bool:
         return False
 
 
+@lru_cache(maxsize=1024)
 def _is_type(text: str) -> bool:
     """A type's mnemonic (or TYPEnnn) exactly as dnspython writes it."""
     try:
