@@ -137,7 +137,7 @@ class Cluster:
     @classmethod
     def form(cls, base: Path, size: int, proxied: bool = False) -> Cluster:
         first = NodeProcess.init(base / "n1", name="n1")
-        _fast(first.data_dir)
+        fast_timers(first.data_dir)
         first.start()
         cluster = cls([first])
         try:
@@ -246,7 +246,8 @@ def _rrset_text(rrset: dns.rrset.RRset) -> str:
     return "\n".join(sorted(rrset.to_text().lower().splitlines()))
 
 
-def _fast(data_dir: Path) -> None:
+def fast_timers(data_dir: Path) -> None:
+    """Short peering timers, so that tests wait little."""
     with (data_dir / "peer53.toml").open("a") as config:
         config.write(FAST_TIMERS)
 
@@ -264,7 +265,7 @@ def join(issuer: NodeProcess, data_dir: Path, name: str) -> NodeProcess:
     """A new member: an invite from ``issuer`` through peer53ctl, then ``peer53 join``."""
     token = ctl(issuer, "invite", "create").stdout.strip()
     peer53(*join_args(token, data_dir, name))
-    _fast(data_dir)
+    fast_timers(data_dir)
     return NodeProcess(data_dir, issuer.token)
 
 

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from node.identity import IdentityFiles, ca_pin, load_signing_key
 from protocol.invites import mint_invite
 from scripts.benchlib.servers import free_port
-from tests.cluster import FAST_TIMERS, ctl, join_args, node_id
+from tests.cluster import ctl, fast_timers, join_args, node_id
 from tests.nodeproc import BIN, NodeProcess, peer53
 
 
@@ -34,8 +34,7 @@ def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
     # a fixed peer port, so that invites stay valid across the restart test
     text = config.read_text()
     config.write_text(text.replace('peer = "127.0.0.1:0"', f'peer = "127.0.0.1:{free_port()}"'))
-    with config.open("a") as config_file:
-        config_file.write(FAST_TIMERS)
+    fast_timers(node.data_dir)
     node.start()
     try:
         yield node

@@ -24,7 +24,7 @@ from node.store.database import Database
 from protocol.events import EventBody, SignedEvent, decode_event, node_id_of, sign_event
 from protocol.peer import PROTOCOL_VERSION, Error, Events, Hello, JoinCa, Message, Ping, Pong
 from protocol.statekeys import setting_key
-from tests.cluster import FAST_TIMERS, join, node_id
+from tests.cluster import fast_timers, join, node_id
 from tests.nodeproc import NodeProcess
 
 DEADLINE = 10
@@ -35,8 +35,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NodeProces
     """A running node, and the data dir of a member that joined but never runs."""
     base = Path(tmp_path_factory.mktemp("links"))
     node = NodeProcess.init(base / "n1")
-    with (node.data_dir / "peer53.toml").open("a") as config:
-        config.write(FAST_TIMERS)
+    fast_timers(node.data_dir)
     node.start()
     try:
         join(node, base / "n2", "n2")

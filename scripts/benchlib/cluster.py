@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from scripts.benchlib.servers import _started, _wait_listening
+from scripts.benchlib.servers import started_process, wait_listening
 
 BINARY = Path(sys.executable).parent / "peer53"
 LISTEN = ["--dns", "127.0.0.1:0", "--api", "127.0.0.1:0", "--peer", "127.0.0.1:0"]
@@ -137,10 +137,10 @@ def _start(
             config.write(PEERING)
         argv = [str(BINARY), "run", "--data-dir", str(data)]
         log = workdir / f"{name}.log"
-        processes.append(stack.enter_context(_started(argv, f"peer53 {name}", log)))
+        processes.append(stack.enter_context(started_process(argv, f"peer53 {name}", log)))
     nodes = []
     for name, process in zip(names, processes[-len(names) :], strict=True):
-        bound = _wait_listening(process, workdir / f"{name}.log", workdir / name / "listen.json")
+        bound = wait_listening(process, workdir / f"{name}.log", workdir / name / "listen.json")
         nodes.append(Node(name, f"http://{bound['api']}", int(bound["dns"].rsplit(":", 1)[1])))
     return nodes
 

@@ -40,7 +40,7 @@ import trio
 
 from scripts.benchlib.cluster import HTTP_TIMEOUT, POLL, Cluster, checked, formed
 from scripts.benchlib.dnsperf import Latencies
-from scripts.benchlib.servers import _import_zone
+from scripts.benchlib.servers import import_zone
 from scripts.benchlib.workload import Workload
 
 THROUGHPUT_NODES = 3
@@ -117,7 +117,7 @@ def measure(workdir: Path, workload: Workload, plan: ReplicationPlan) -> list[Fi
         root = workdir / f"cluster-{size}"
         root.mkdir()
         with formed(root, size) as cluster:
-            _import_zone(cluster.nodes[0].api, cluster.token, workload)
+            import_zone(cluster.nodes[0].api, cluster.token, workload)
             cluster.wait_converged()
             plan.progress(f"replication: {size} nodes up, converged, serving {workload.origin}")
             if size in plan.sizes and plan.writes:

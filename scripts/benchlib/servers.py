@@ -143,7 +143,7 @@ def _stop_group(process: subprocess.Popen[bytes], name: str, log: Path) -> None:
 
 
 @contextmanager
-def _started(argv: list[str], name: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def started_process(argv: list[str], name: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("ab") as sink:
         process = subprocess.Popen(argv, stdout=sink, stderr=sink, start_new_session=True)
     try:
@@ -207,7 +207,7 @@ class ReferenceServer:
         config.write_text(self.config.format(root=root, port=port, origin=workload.origin))
         binary = _program(self.program)
         log = root / f"{self.name}.out"
-        with _started([binary, "-c", str(config), *self.flags], self.name, log) as process:
+        with started_process([binary, "-c", str(config), *self.flags], self.name, log) as process:
             _wait_serving(process, self.name, log, port, workload)
             version = _version([binary, self.version_flag], self.version_pattern)
             yield Server(self.name, version, port, process.pid)
@@ -242,15 +242,15 @@ def peer53(workdir: Path, workload: Workload) -> Iterator[Server]:
         raise RuntimeError(f"peer53 init failed:\n{init.stderr}")
     token = init.stdout.strip().splitlines()[-1]
     log = workdir / "peer53.log"
-    with _started([binary, "run", "--data-dir", str(data)], "peer53", log) as process:
-        bound = _wait_listening(process, log, data / "listen.json")
+    with started_process([binary, "run", "--data-dir", str(data)], "peer53", log) as process:
+        bound = wait_listening(process, log, data / "listen.json")
         port = int(bound["dns"].rsplit(":", 1)[1])
-        _import_zone(f"http://{bound['api']}", token, workload)
+        import_zone(f"http://{bound['api']}", token, workload)
         _wait_serving(process, "peer53", log, port, workload)
         yield Server("peer53", _peer53_version(), port, process.pid)
 
 
-def _wait_listening(process: subprocess.Popen[bytes], log: Path, listen: Path) -> dict[str, str]:
+def wait_listening(process: subprocess.Popen[bytes], log: Path, listen: Path) -> dict[str, str]:
     deadline = time.monotonic() + START_DEADLINE
     while not listen.exists():
         _check_running(process, "peer53", log)
@@ -261,7 +261,7 @@ def _wait_listening(process: subprocess.Popen[bytes], log: Path, listen: Path) -
     return bound
 
 
-def _import_zone(api: str, token: str, workload: Workload) -> None:
+def import_zone(api: str, token: str, workload: Workload) -> None:
     response = httpx.put(
         f"{api}/api/v1/zones/{workload.origin}",
         content=workload.zone_text(),
