@@ -16,9 +16,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from protocol.canonical import JSONValue
+from protocol.canonical import JSONValue, canonical_json
 from protocol.events import SignedEvent
-from protocol.merkle import MerkleTree
+from protocol.merkle import MerkleTree, entry_digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,17 @@ class Register:
     origin: str
     seq: int
     event_id: str
+    text: str | None  # the value as stored: its canonical JSON, None for a tombstone
+
+    @classmethod
+    def written(cls, value: JSONValue, event: SignedEvent) -> Register:
+        """The register that ``event``'s write of ``value`` makes."""
+        body = event.body
+        text = None if value is None else canonical_json(value).decode()
+        return cls(value, body.hlc, body.origin, body.seq, event.id, text)
+
+    def digest(self) -> bytes:
+        return entry_digest(self.event_id, self.hlc, self.origin, self.seq, self.text)
 
 
 _INVITE_RANKS = {"open": 0, "revoked": 1, "used": 2}
@@ -117,7 +128,7 @@ class Registers:
         for key, reg in rows:
             self._regs[key] = reg
             self._index(key)
-            self.merkle.set(key, reg.event_id)
+            self.merkle.set(key, reg.digest())
 
     def plan(self, events: Sequence[SignedEvent]) -> Plan:
         changes: dict[str, Register] = {}
@@ -125,7 +136,7 @@ class Registers:
         for event in events:
             body = event.body
             for key, value in body.writes.items():
-                new = Register(value, body.hlc, body.origin, body.seq, event.id)
+                new = Register.written(value, event)
                 old = changes.get(key) or self._regs.get(key)
                 if old is not None and _concurrent(old, body.origin, body.vv):
                     conflicts += 1
@@ -137,7 +148,7 @@ class Registers:
         self._regs.update(plan.changes)
         for key, reg in plan.changes.items():
             self._index(key)
-            self.merkle.set(key, reg.event_id)
+            self.merkle.set(key, reg.digest())
         self.conflicts += plan.conflicts
 
     def drop(self, keys: Iterable[str]) -> None:

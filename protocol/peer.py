@@ -21,6 +21,13 @@ by that key over the join-proof bytes, and the issuer answers JOIN_OK (certifica
 CA key every member keeps, and the member list) or ERROR. After JOIN_OK come EVENTS
 messages holding the issuer's whole log, the snapshot, and JOIN_END with the version
 vector they add up to.
+
+Anti-entropy (see ``protocol.repair``): ROOT offers the sender's Merkle root; a receiver
+whose root differs drives a round. It sends DESCEND for tree prefixes and gets NODES (the
+children's hashes, or the entries of a small subtree), then pushes its own signed events
+for the keys that differ in REPAIR messages and asks for the peer's with FETCH, which is
+answered by REPAIR messages whose last has ``last`` set. Every request and answer carries
+the driver's round number; pushes carry round 0.
 """
 
 from __future__ import annotations
@@ -32,10 +39,17 @@ from typing import Any
 
 from protocol.canonical import CanonicalError, canonical_json, parse_canonical
 from protocol.events import NODE_ID_RE, EventError, SignedEvent, decode_event
+from protocol.merkle import ENTRY_BYTES, FANOUT, is_prefix
 
 PROTOCOL_VERSION = 1
 JOIN_PROOF_DOMAIN = b"peer53-join-v1\x00"
 MAX_EVENTS_PER_MESSAGE = 1000
+MAX_PREFIXES_PER_MESSAGE = 256
+MAX_KEYS_PER_MESSAGE = 1000
+MAX_ENTRIES_PER_NODE = 64
+MAX_KEY_LENGTH = 4096
+SHORT_HASH_HEX = 32  # tree hashes in NODES are cut to 128 bits: enough to tell them apart
+ENTRY_HEX = 2 * ENTRY_BYTES
 
 
 class MessageError(ValueError):
@@ -106,7 +120,66 @@ class JoinEnd:
     vv: dict[str, int]
 
 
-Message = Hello | Events | Ping | Pong | Pull | Error | JoinCa | Join | JoinOk | JoinEnd
+@dataclass(frozen=True)
+class Root:
+    root: str
+
+
+@dataclass(frozen=True)
+class Descend:
+    round: int
+    prefixes: list[str]
+
+
+@dataclass(frozen=True)
+class TreeNode:
+    """One prefix as the answering node sees it: its 16 children's (short) hashes, or,
+    for a small subtree, its entries (key -> entry digest, hex)."""
+
+    children: tuple[str, ...] | None
+    entries: dict[str, str] | None
+
+
+@dataclass(frozen=True)
+class Nodes:
+    round: int
+    nodes: dict[str, TreeNode]
+
+
+@dataclass(frozen=True)
+class Fetch:
+    round: int
+    keys: list[str]
+
+
+@dataclass(frozen=True)
+class Repair:
+    """Signed events sent for the listed keys only: the receiver applies each event's
+    writes to those keys and ignores the rest."""
+
+    round: int
+    last: bool
+    keys: list[str]
+    events: list[SignedEvent]
+
+
+Message = (
+    Hello
+    | Events
+    | Ping
+    | Pong
+    | Pull
+    | Error
+    | JoinCa
+    | Join
+    | JoinOk
+    | JoinEnd
+    | Root
+    | Descend
+    | Nodes
+    | Fetch
+    | Repair
+)
 
 
 def join_proof_bytes(token: str, key: str) -> bytes:
@@ -150,6 +223,11 @@ _FIELDS: dict[str, set[str]] = {
     "join": {"token", "key", "name", "peer", "proof"},
     "join_ok": {"cert_pem", "ca_key_pem", "cluster", "cluster_name", "members"},
     "join_end": {"vv"},
+    "root": {"root"},
+    "descend": {"round", "prefixes"},
+    "nodes": {"round", "nodes"},
+    "fetch": {"round", "keys"},
+    "repair": {"round", "last", "keys", "events"},
 }
 
 
@@ -166,8 +244,7 @@ def encode_message(message: Message) -> bytes:
                 "merkle_root": message.merkle_root,
             }
         case Events():
-            wires = [base64.b64encode(e.to_wire()).decode() for e in message.events]
-            doc = {"type": "events", "events": wires}
+            doc = {"type": "events", "events": _event_wires(message.events)}
         case Ping():
             doc = {"type": "ping", "vv": message.vv}
         case Pong():
@@ -198,6 +275,28 @@ def encode_message(message: Message) -> bytes:
             }
         case JoinEnd():
             doc = {"type": "join_end", "vv": message.vv}
+        case Root():
+            doc = {"type": "root", "root": message.root}
+        case Descend():
+            doc = {"type": "descend", "round": message.round, "prefixes": message.prefixes}
+        case Nodes():
+            nodes = {
+                prefix: {"children": list(node.children)}
+                if node.children is not None
+                else {"entries": node.entries}
+                for prefix, node in message.nodes.items()
+            }
+            doc = {"type": "nodes", "round": message.round, "nodes": nodes}
+        case Fetch():
+            doc = {"type": "fetch", "round": message.round, "keys": message.keys}
+        case Repair():
+            doc = {
+                "type": "repair",
+                "round": message.round,
+                "last": message.last,
+                "keys": message.keys,
+                "events": _event_wires(message.events),
+            }
     return canonical_json(doc)
 
 
@@ -230,18 +329,7 @@ def decode_message(payload: bytes) -> Message:
                 root,
             )
         case "events":
-            wires = doc["events"]
-            if not isinstance(wires, list) or len(wires) > MAX_EVENTS_PER_MESSAGE:
-                raise MessageError(f"events must be a list of at most {MAX_EVENTS_PER_MESSAGE}")
-            events = []
-            for wire in wires:
-                try:
-                    events.append(decode_event(base64.b64decode(wire, validate=True), verify=False))
-                except (TypeError, binascii.Error):
-                    raise MessageError("an event is not base64") from None
-                except EventError as exc:
-                    raise MessageError(f"bad event: {exc}") from None
-            return Events(events)
+            return Events(_events(doc["events"], "events"))
         case "ping" | "pong":
             vv = _vv(doc["vv"], f"{kind}.vv")
             return Ping(vv) if kind == "ping" else Pong(vv)
@@ -264,6 +352,27 @@ def decode_message(payload: bytes) -> Message:
             )
         case "join_end":
             return JoinEnd(_vv(doc["vv"], "join_end.vv"))
+        case "root":
+            root = _str(doc, "root")
+            if len(root) != 64 or not is_prefix(root):
+                raise MessageError("root.root must be 64 hex digits")
+            return Root(root)
+        case "descend":
+            return Descend(_round(doc), _prefixes(doc["prefixes"]))
+        case "nodes":
+            return Nodes(_round(doc), _tree_nodes(doc["nodes"]))
+        case "fetch":
+            return Fetch(_round(doc), _keys(doc["keys"], "fetch.keys"))
+        case "repair":
+            last = doc["last"]
+            if not isinstance(last, bool):
+                raise MessageError("repair.last must be true or false")
+            return Repair(
+                _round(doc),
+                last,
+                _keys(doc["keys"], "repair.keys"),
+                _events(doc["events"], "repair.events"),
+            )
         case _:
             members = doc["members"]
             if not isinstance(members, dict):
@@ -275,6 +384,84 @@ def decode_message(payload: bytes) -> Message:
                 _str(doc, "cluster_name"),
                 members,
             )
+
+
+def _event_wires(events: list[SignedEvent]) -> list[str]:
+    return [base64.b64encode(e.to_wire()).decode() for e in events]
+
+
+def _events(wires: Any, what: str) -> list[SignedEvent]:
+    if not isinstance(wires, list) or len(wires) > MAX_EVENTS_PER_MESSAGE:
+        raise MessageError(f"{what} must be a list of at most {MAX_EVENTS_PER_MESSAGE}")
+    events = []
+    for wire in wires:
+        try:
+            events.append(decode_event(base64.b64decode(wire, validate=True), verify=False))
+        except (TypeError, binascii.Error):
+            raise MessageError("an event is not base64") from None
+        except EventError as exc:
+            raise MessageError(f"bad event: {exc}") from None
+    return events
+
+
+def _round(doc: dict[str, Any]) -> int:
+    value = doc["round"]
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
+        raise MessageError(f"{doc['type']}.round must be a non-negative integer")
+    return value
+
+
+def _is_hex(value: Any, length: int) -> bool:
+    return isinstance(value, str) and len(value) == length and is_prefix(value)
+
+
+def _prefixes(value: Any) -> list[str]:
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_PREFIXES_PER_MESSAGE
+        or not all(isinstance(p, str) and is_prefix(p) for p in value)
+    ):
+        raise MessageError(
+            f"descend.prefixes must be a list of at most {MAX_PREFIXES_PER_MESSAGE} hex prefixes"
+        )
+    return value
+
+
+def _key(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_KEY_LENGTH
+
+
+def _keys(value: Any, what: str) -> list[str]:
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_KEYS_PER_MESSAGE
+        or not all(_key(k) for k in value)
+    ):
+        raise MessageError(f"{what} must be a list of at most {MAX_KEYS_PER_MESSAGE} state keys")
+    return value
+
+
+def _tree_nodes(value: Any) -> dict[str, TreeNode]:
+    if not isinstance(value, dict) or len(value) > MAX_PREFIXES_PER_MESSAGE:
+        raise MessageError(f"nodes.nodes must map at most {MAX_PREFIXES_PER_MESSAGE} prefixes")
+    nodes = {}
+    for prefix, node in value.items():
+        if not is_prefix(prefix) or not isinstance(node, dict) or len(node) != 1:
+            raise MessageError("nodes.nodes maps a hex prefix to children or entries")
+        children, entries = node.get("children"), node.get("entries")
+        if isinstance(children, list):
+            if len(children) != FANOUT or not all(_is_hex(h, SHORT_HASH_HEX) for h in children):
+                raise MessageError(f"nodes: {prefix!r} must have {FANOUT} children hashes")
+            nodes[prefix] = TreeNode(tuple(children), None)
+        elif isinstance(entries, dict):
+            if len(entries) > MAX_ENTRIES_PER_NODE or not all(
+                _key(k) and _is_hex(d, ENTRY_HEX) for k, d in entries.items()
+            ):
+                raise MessageError(f"nodes: {prefix!r} has malformed entries")
+            nodes[prefix] = TreeNode(None, entries)
+        else:
+            raise MessageError("nodes.nodes maps a hex prefix to children or entries")
+    return nodes
 
 
 def check_hello(hello: Hello, cluster_id: str, certified_node: str) -> Error | None:

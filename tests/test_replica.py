@@ -124,8 +124,8 @@ def test_used_invite_outranks_a_concurrent_revoke() -> None:
 
     key = "invite " + "ab" * 16
     base = {"issuer": "0" * 64, "expires": 1}
-    used = Register({**base, "status": "used", "used_by": "1" * 64}, 1, "a", 1, "e1")
-    revoked = Register({**base, "status": "revoked", "used_by": None}, 9, "b", 1, "e2")
-    opened = Register({**base, "status": "open", "used_by": None}, 99, "c", 1, "e3")
+    used = Register({**base, "status": "used", "used_by": "1" * 64}, 1, "a", 1, "e1", None)
+    revoked = Register({**base, "status": "revoked", "used_by": None}, 9, "b", 1, "e2", None)
+    opened = Register({**base, "status": "open", "used_by": None}, 99, "c", 1, "e3", None)
     assert wins(key, used, revoked) and not wins(key, revoked, used)
     assert not wins(key, opened, revoked) and wins(key, revoked, opened)

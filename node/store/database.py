@@ -8,6 +8,7 @@ connection allows use from worker threads because commits run off the trio threa
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -15,10 +16,10 @@ from pathlib import Path
 import sqlite_utils
 
 from node.registers import Register
-from protocol.canonical import canonical_json
 from protocol.events import SignedEvent
 
 SCHEMA_VERSION = 1
+log = logging.getLogger("peer53.store")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -66,10 +67,16 @@ class Database:
             )
 
     def registers(self) -> Iterator[tuple[str, Register]]:
+        """Every stored register. A row whose value is not JSON is skipped with a warning:
+        the key then differs from every peer's, and anti-entropy replaces it."""
         rows = self.db.execute("SELECT key, value, hlc, origin, seq, event_id FROM state")
-        for key, value, hlc, origin, seq, event_id in rows:
-            parsed = None if value is None else json.loads(value)
-            yield key, Register(parsed, hlc, origin, seq, event_id)
+        for key, text, hlc, origin, seq, event_id in rows:
+            try:
+                parsed = None if text is None else json.loads(text)
+            except (ValueError, TypeError):
+                log.warning("state row %r is damaged; it will be repaired from a peer", key)
+                continue
+            yield key, Register(parsed, hlc, origin, seq, event_id, text)
 
     def version_vector(self) -> dict[str, int]:
         rows = self.db.execute("SELECT origin, max(seq) FROM events GROUP BY origin")
@@ -105,7 +112,7 @@ class Database:
                 (
                     (
                         key,
-                        None if r.value is None else canonical_json(r.value).decode(),
+                        r.text,
                         r.hlc,
                         r.origin,
                         r.seq,
