@@ -86,6 +86,7 @@ class PeeringConfig:
     backoff_max_ms: int = 5000  # the redial delay's cap
     connect_timeout_ms: int = 5000  # TCP connect plus TLS handshake plus HELLO
     write_hold_ms: int = 5000  # at start, local writes wait this long for a peer's HELLO
+    repair_interval_ms: int = 30000  # Merkle roots are compared this often per pair
 
 
 @dataclass(frozen=True)

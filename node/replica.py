@@ -9,10 +9,10 @@ the commit fails nothing in memory has moved, so a failed write leaves no trace.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from node.registers import Plan, Register, Registers
+from node.registers import Plan, Register, Registers, wins
 from node.store.database import Database
 from node.zones.index import ZoneTable
 from node.zones.materialise import Generations, Materialiser
@@ -95,6 +95,49 @@ class Replica:
         live = {k: r for k, r in plan.changes.items() if k not in dead}
         return Prepared(events, Plan(live, plan.conflicts), dead)
 
+    def sources(self, keys: Iterable[str]) -> tuple[dict[str, SignedEvent], set[str]]:
+        """The signed event behind each key's register, and the keys whose register is
+        damaged: not what its event wrote (or its event is gone). Absent keys are in
+        neither."""
+        events: dict[tuple[str, int], SignedEvent | None] = {}
+        found: dict[str, SignedEvent] = {}
+        damaged: set[str] = set()
+        for key in keys:
+            reg = self.registers.get(key)
+            if reg is None:
+                continue
+            where = (reg.origin, reg.seq)
+            if where not in events:
+                events[where] = self.db.event(*where)
+            event = events[where]
+            if (
+                event is not None
+                and event.id == reg.event_id
+                and key in event.body.writes
+                and Register.written(event.body.writes[key], event) == reg
+            ):
+                found[key] = event
+            else:
+                damaged.add(key)
+        return found, damaged
+
+    def prepare_repair(self, found: Mapping[str, Register], damaged: set[str]) -> Prepared:
+        """Registers that anti-entropy brought (from signed events applied here before),
+        and damaged keys to drop. A found register replaces a local one that is missing,
+        damaged, or that it beats; an intact local one that wins is kept."""
+        _, broken = self.sources(found)
+        changes = {}
+        for key, reg in found.items():
+            local = self.registers.get(key)
+            if local == reg:
+                continue
+            if local is None or key in broken or wins(key, reg, local):
+                changes[key] = reg
+        dead = self.materialiser.dead_keys(changes)
+        live = {k: r for k, r in changes.items() if k not in dead}
+        drop = {k for k in damaged - changes.keys() if self.registers.get(k) is not None}
+        return Prepared([], Plan(live, 0), dead | drop)
+
     def commit(self, prepared: Prepared) -> Generations:
         """The durable step, plus building any zone started anew; runs in a worker thread."""
         self.db.commit(prepared.events, prepared.plan.changes, prepared.dead)
@@ -105,7 +148,7 @@ class Replica:
         self.registers.drop(prepared.dead)
         for event in prepared.events:
             self.vv[event.body.origin] = event.body.seq
-        self.materialiser.apply(prepared.plan.changes, generations)
+        self.materialiser.apply(prepared.plan.changes, generations, prepared.dead)
         return prepared.plan.changes
 
     def apply(self, events: Sequence[SignedEvent]) -> dict[str, Register]:

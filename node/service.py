@@ -7,7 +7,7 @@ then update memory. The API answers only after that, so an acknowledged write is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +15,7 @@ import trio
 
 from node.config import NodeConfig, load_config
 from node.identity import IdentityFiles, load_signing_key
+from node.registers import Register
 from node.replica import Prepared, Replica
 from node.store.database import Database
 from node.writer import Writer
@@ -146,6 +147,23 @@ class NodeState:
             self.writer.last_hlc = hlc_observe(self.writer.last_hlc, newest, self.writer.clock())
         self._applied(events)
         await trio.lowlevel.checkpoint()  # an inline commit yields only here, once applied
+
+    def _repair(
+        self, found: Mapping[str, Register], damaged: set[str]
+    ) -> tuple[Prepared, Generations]:
+        prepared = self.replica.prepare_repair(found, damaged)
+        return prepared, self.replica.commit(prepared)
+
+    async def repair(self, found: Mapping[str, Register], damaged: set[str]) -> int:
+        """Apply what anti-entropy found (see ``Replica.prepare_repair``); how many keys
+        changed here."""
+        async with self._lock:
+            if len(found) + len(damaged) <= INLINE_WRITES:
+                prepared, generations = self._repair(found, damaged)
+            else:
+                prepared, generations = await trio.to_thread.run_sync(self._repair, found, damaged)
+            self.replica.finish(prepared, generations)
+        return len(prepared.plan.changes) + len(prepared.dead)
 
     def close(self) -> None:
         self.db.close()

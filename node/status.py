@@ -7,6 +7,7 @@ from typing import Any
 
 from node.invites import invites_doc
 from node.replication.peering import Peering
+from node.replication.repair import RepairStats
 from node.service import NodeState
 from protocol.clock import hlc_physical_ms
 from protocol.statekeys import setting_key
@@ -17,15 +18,40 @@ def rfc3339(ms: int) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _time(ms: int | None) -> str | None:
+    return None if ms is None else rfc3339(ms)
+
+
+def repair_doc(stats: RepairStats) -> dict[str, Any]:
+    return {
+        "checks": stats.checks,
+        "last_check": _time(stats.last_check_ms),
+        "rounds": stats.rounds,
+        "last_round": _time(stats.last_round_ms),
+        "last_differences": stats.last_differences,
+        "last_round_trips": stats.last_round_trips,
+        "keys_repaired": stats.keys_repaired,
+        "keys_sent": stats.keys_sent,
+        "keys_received": stats.keys_received,
+        "bytes_sent": stats.bytes_sent,
+        "bytes_received": stats.bytes_received,
+    }
+
+
 def _link(peering: Peering | None, node_id: str, now_ms: int) -> dict[str, Any]:
     if peering is None:
-        return {"state": "down", "last_seen": None, "lag": {"events": 0, "seconds": 0.0}}
+        return {
+            "state": "down",
+            "last_seen": None,
+            "lag": {"events": 0, "seconds": 0.0},
+            "repair": repair_doc(RepairStats()),
+        }
     view = peering.views.get(node_id)
-    seen = None if view is None or view.last_seen_ms is None else rfc3339(view.last_seen_ms)
     return {
         "state": "up" if node_id in peering.links else "down",
-        "last_seen": seen,
+        "last_seen": _time(None if view is None else view.last_seen_ms),
         "lag": peering.lag(node_id, now_ms),
+        "repair": repair_doc(peering.repair.stats.get(node_id, RepairStats())),
     }
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 MAX_FRAME = 16 * 1024 * 1024
 _LENGTH = struct.Struct("!I")
+FRAME_HEADER = _LENGTH.size
 
 
 class FrameError(ValueError):

@@ -119,7 +119,16 @@ class MerkleTree:
         return hash_entries(self.entries(prefix))
 
     def children(self, prefix: str) -> list[bytes]:
-        return [self.node_hash(prefix + digit) for digit in HEX]
+        if len(prefix) < STORED_DEPTH:
+            return [self.node_hash(prefix + digit) for digit in HEX]
+        # Below the stored levels: one pass over the prefix's keys, not one per child.
+        groups: dict[str, dict[str, bytes]] = {digit: {} for digit in HEX}
+        depth = len(prefix)
+        for key, digest in self._leaves[int(prefix[:STORED_DEPTH], 16)].items():
+            position = key_position(key)
+            if position.startswith(prefix) and depth < MAX_PREFIX:
+                groups[position[depth]][key] = digest
+        return [hash_entries(groups[digit]) for digit in HEX]
 
     def count(self, prefix: str) -> int:
         """How many keys lie under ``prefix``; exact and cheap for stored levels."""

@@ -122,7 +122,11 @@ class JoinEnd:
 
 @dataclass(frozen=True)
 class Root:
+    """Offered only when the sender believes both vectors are equal; the receiver
+    compares roots only if its vector is ``vv`` too."""
+
     root: str
+    vv: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -223,7 +227,7 @@ _FIELDS: dict[str, set[str]] = {
     "join": {"token", "key", "name", "peer", "proof"},
     "join_ok": {"cert_pem", "ca_key_pem", "cluster", "cluster_name", "members"},
     "join_end": {"vv"},
-    "root": {"root"},
+    "root": {"root", "vv"},
     "descend": {"round", "prefixes"},
     "nodes": {"round", "nodes"},
     "fetch": {"round", "keys"},
@@ -276,7 +280,7 @@ def encode_message(message: Message) -> bytes:
         case JoinEnd():
             doc = {"type": "join_end", "vv": message.vv}
         case Root():
-            doc = {"type": "root", "root": message.root}
+            doc = {"type": "root", "root": message.root, "vv": message.vv}
         case Descend():
             doc = {"type": "descend", "round": message.round, "prefixes": message.prefixes}
         case Nodes():
@@ -356,7 +360,7 @@ def decode_message(payload: bytes) -> Message:
             root = _str(doc, "root")
             if len(root) != 64 or not is_prefix(root):
                 raise MessageError("root.root must be 64 hex digits")
-            return Root(root)
+            return Root(root, _vv(doc["vv"], "root.vv"))
         case "descend":
             return Descend(_round(doc), _prefixes(doc["prefixes"]))
         case "nodes":

@@ -91,6 +91,7 @@ class RepairRound:
         self.round_trips = 0
         self.differing: set[str] = set()
         self.fetched: set[str] = set()
+        self._wave = 1
 
     @property
     def done(self) -> bool:
@@ -107,21 +108,26 @@ class RepairRound:
 
     def on_nodes(
         self, tree: MerkleTree, answers: Mapping[str, TreeNode]
-    ) -> tuple[list[Message], set[str]]:
-        """The next requests, and the keys whose events this node must push."""
-        wave = self._open.popleft() + 1
+    ) -> tuple[list[Message], Difference]:
+        """DESCEND requests for the differing children, and the differing keys; the
+        caller decides which of those to fetch (see ``fetch``) and which to push."""
+        self._wave = self._open.popleft() + 1
         diff = compare(tree, answers)
         self.differing |= diff.push | diff.fetch
-        self.fetched |= diff.fetch
         messages: list[Message] = [
             Descend(self.round_id, chunk)
             for chunk in _chunks(diff.descend, MAX_PREFIXES_PER_MESSAGE)
         ]
-        messages += [
-            Fetch(self.round_id, chunk)
-            for chunk in _chunks(sorted(diff.fetch), MAX_KEYS_PER_MESSAGE)
+        return self._requests(messages, self._wave), diff
+
+    def fetch(self, keys: Iterable[str]) -> list[Message]:
+        """FETCH requests for the peer's events behind ``keys``, found by the last answer."""
+        wanted = sorted(keys)
+        self.fetched.update(wanted)
+        messages: list[Message] = [
+            Fetch(self.round_id, chunk) for chunk in _chunks(wanted, MAX_KEYS_PER_MESSAGE)
         ]
-        return self._requests(messages, wave), diff.push
+        return self._requests(messages, self._wave)
 
     def on_fetched(self) -> None:
         """The last REPAIR answering a FETCH arrived."""

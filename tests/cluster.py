@@ -32,6 +32,7 @@ dead_after_ms = 2000
 backoff_min_ms = 50
 backoff_max_ms = 400
 write_hold_ms = 2000
+repair_interval_ms = 1000
 """
 CONVERGE_DEADLINE = 60.0
 

@@ -1,6 +1,7 @@
 """scripts/bench: its workload, its reading of dnsperf, one tiny real run against Knot and
-peer53 (and an interrupted one, which must leave no server behind), and the replication
-figures from tiny clusters (interrupted too: no node may be left behind)."""
+peer53 (and an interrupted one, which must leave no server behind), the replication
+figures from tiny clusters (interrupted too: no node may be left behind), and the cost of
+anti-entropy repair between two in-memory trees."""
 
 from __future__ import annotations
 
@@ -24,10 +25,13 @@ import dns.rrset
 import dns.zone
 import pytest
 
-from scripts.benchlib.__main__ import _parser, _replication_plan
+from protocol.merkle import ENTRY_BYTES
+from scripts.benchlib import repair
+from scripts.benchlib.__main__ import _parser, _repair_plan, _replication_plan
 from scripts.benchlib.answers import answer_fits
 from scripts.benchlib.dnsperf import parse_latencies, parse_summary
-from scripts.benchlib.replication import DEFAULT, NONE, ReplicationPlan, measure
+from scripts.benchlib.replication import DEFAULT, NONE, Figure, ReplicationPlan, measure
+from scripts.benchlib.report import _repair
 from scripts.benchlib.workload import Kind, Query, build_workload
 
 ROOT = Path(__file__).parent.parent
@@ -44,6 +48,7 @@ REPLICATION_TINY = [
     "--replication-batch",
     "40",
 ]
+REPAIR_TINY = ["--repair-sizes", "2000"]
 
 SUMMARY = """\
 DNS Performance Testing Tool
@@ -173,7 +178,8 @@ def _port_is_free(port: int) -> bool:
 @pytest.mark.interop
 def test_tiny_bench_reports_every_server_and_mode(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
-    options = [*DNS_TINY, *REPLICATION_TINY, "--latency-rate", "2000", "--json", str(results)]
+    options = [*DNS_TINY, *REPLICATION_TINY, *REPAIR_TINY, "--latency-rate", "2000"]
+    options += ["--json", str(results)]
     bench, errors = _start_bench(tmp_path, *options)
     try:
         assert bench.wait(timeout=DEADLINE) == 0, errors.read_text()
@@ -207,6 +213,10 @@ def test_tiny_bench_reports_every_server_and_mode(tmp_path: Path) -> None:
         assert f"  {figure['name']}: {figure['value']:g} {figure['unit']}" in report, report
     for line in ("ratios to knot:", "plain    peer53", "edns-do  knot", str(results)):
         assert line in report, report
+    repaired = {figure["key"]: figure["value"] for figure in found["repair"]}
+    assert set(repaired) == _repair_keys(2000)
+    assert all(value > 0 for value in repaired.values()), repaired
+    assert "\n".join(_repair([Figure(**figure) for figure in found["repair"]])) in report
     assert not _work_directory(errors).exists()
 
 
@@ -329,3 +339,61 @@ def test_bench_interrupted_during_replication_stops_every_node(tmp_path: Path) -
     assert "interrupted" in errors.read_text()
     assert not _processes_under(workdir)
     assert not workdir.exists()
+
+
+def _repair_keys(size: int) -> set[str]:
+    return {repair.EQUAL_ROOTS} | {
+        f"repair.n{size}.k{differing}.{what}"
+        for differing in repair.DIFFERENCES
+        for what in ("seconds", "bytes", "round_trips")
+    }
+
+
+def test_a_repair_round_costs_a_few_round_trips_and_little_beside_the_events() -> None:
+    trees = repair.Trees(5_000, seed=1)
+    every_entry = sum(len(key) + 2 * ENTRY_BYTES for key in trees.driver.entries(""))
+    equal = trees.round(0)
+    assert equal.bytes < 1000 and equal.round_trips == 0
+    outcomes = []
+    for differing in (1, 50):
+        before = trees.driver.root()
+        outcomes.append(trees.round(differing))
+        assert trees.driver.root() == trees.responder.root() != before
+        assert len(trees.driver) == len(trees.responder) == 5_000
+    one, fifty = outcomes
+    for outcome in outcomes:
+        assert 0 < outcome.protocol_round_trips <= outcome.round_trips <= 8, outcome
+        assert outcome.seconds > 0
+    assert one.bytes * 20 < every_entry
+    assert one.bytes < fifty.bytes
+
+
+def test_a_repair_that_does_not_converge_fails_the_bench(monkeypatch: pytest.MonkeyPatch) -> None:
+    trees = repair.Trees(2_000, seed=2)
+    monkeypatch.setattr(repair._Link, "_apply", lambda self, tree, keys, registers: [])
+    with pytest.raises(RuntimeError, match="roots still differ"):
+        trees.round(3)
+
+
+def test_repair_plan_options_figures_and_table() -> None:
+    parser = _parser()
+    assert _repair_plan(parser.parse_args([])) == repair.DEFAULT
+    assert repair.DEFAULT.sizes == (100_000, 1_000_000)
+    skipped = parser.parse_args(["--no-repair", *REPAIR_TINY])
+    assert _repair_plan(skipped) is repair.NONE
+    chosen = parser.parse_args(["--repair-sizes", "2000,3000"])
+    assert _repair_plan(chosen) == repair.RepairPlan(sizes=(2000, 3000))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--repair-sizes", "999"])
+    assert repair.measure(repair.NONE, print) == []
+    assert _repair([]) == ["repair: not measured (--no-repair)"]
+    messages: list[str] = []
+    figures = repair.measure(repair.RepairPlan(sizes=(2000,)), messages.append)
+    assert {figure.key for figure in figures} == _repair_keys(2000)
+    units = {figure.key.rsplit(".", 1)[-1]: figure.unit for figure in figures}
+    assert units == {"bytes": "bytes", "seconds": "s", "round_trips": "round trips"}
+    table = _repair(figures)
+    rows = [line.split() for line in table if line.startswith("  ") and line.split()[0] == "2,000"]
+    assert [row[1] for row in rows] == ["1", "10", "1,000"], table
+    assert any(line.startswith("  equal roots: ") for line in table), table
+    assert any("1,000 of 2,000 keys differing" in message for message in messages), messages

@@ -55,6 +55,8 @@ def test_virtual_nodes_below_the_leaves_hash_only_their_keys() -> None:
     for i, key in enumerate(KEYS):
         tree.set(key, _digest(str(i)))
     deep = key_position(KEYS[9])[:5]
+    for prefix in ("", deep[:2], deep[:3], deep):
+        assert tree.children(prefix) == [tree.node_hash(prefix + d) for d in "0123456789abcdef"]
     before = tree.node_hash(deep)
     assert before == hash_entries(tree.entries(deep))
     other = next(k for k in KEYS if not key_position(k).startswith(key_position(KEYS[9])[:3]))
@@ -98,3 +100,24 @@ def test_incremental_updates_match_a_fresh_build(ops: list[tuple[int, int]]) -> 
         fresh.set(key, digest)
     assert live.root() == fresh.root()
     assert len(live) == len(final)
+
+
+def test_the_documented_values() -> None:
+    """docs/protocol.md, "Merkle tree": the test vector event's TTL register."""
+    tree = MerkleTree()
+    assert tree.root() == "f3b005febbe93d7dbb63b8bc335ab195c4e0b41379caef5878ff8148aa3db3ab"
+    key = "ttl example.com. 0 www.example.com. A"
+    digest = entry_digest(
+        "50c12347daa93345c2c8d071dde7eeaf47e42912a75fc28b82ddfd85f06239ee",
+        (1764489600000 << 16) + 1,
+        "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8",
+        3,
+        '{"ttl":300}',
+    )
+    assert digest.hex() == "13acd26aaac562f9a667e3a5c71b6af9"
+    assert key_position(key).startswith("f40312d5")
+    tree.set(key, digest)
+    assert tree.node_hash("f40").hex() == (
+        "9d75d0f417bff351d6b7d7a40b760fc516868745fcee46f05fc2b761b55cfb4d"
+    )
+    assert tree.root() == "80c878584aedb6c378a0595bb7f4aaa66e1ae8211c0a9d2f3d23202671a3570e"

@@ -32,9 +32,9 @@ def _round(driver: MerkleTree, responder: MerkleTree) -> tuple[RepairRound, set[
             answer = decode_message(encode_message(answer))
             assert isinstance(answer, Nodes)
             size += len(encode_message(answer))
-            more, push = state.on_nodes(driver, answer.nodes)
-            outbox.extend(more)
-            pushed |= push
+            more, diff = state.on_nodes(driver, answer.nodes)
+            outbox.extend([*more, *state.fetch(diff.fetch)])
+            pushed |= diff.push
         else:
             assert isinstance(message, Fetch)
             state.on_fetched()

@@ -79,6 +79,41 @@ def cluster_metrics(state: NodeState, peering: Peering | None) -> Iterator[Metri
         lag_events.add_metric(key, member["lag"]["events"])
         lag_seconds.add_metric(key, member["lag"]["seconds"])
     yield from (up, seen, lag_events, lag_seconds)
+    yield from repair_metrics(peering, {m["id"]: m["name"] for m in members})
+
+
+REPAIR_COUNTERS = (
+    ("checks", "Merkle roots compared here with a member's"),
+    ("rounds", "Anti-entropy rounds this node drove to the end with a member"),
+    ("keys_repaired", "Keys changed here by anti-entropy with a member"),
+    ("keys_sent", "Keys whose signed events were sent to a member by anti-entropy"),
+    ("keys_received", "Keys whose signed events came from a member by anti-entropy"),
+    ("bytes_sent", "Bytes of anti-entropy messages sent to a member"),
+    ("bytes_received", "Bytes of anti-entropy messages received from a member"),
+)
+
+
+def repair_metrics(peering: Peering | None, names: dict[str, str]) -> Iterator[Metric]:
+    labels = ["id", "name"]
+    counters = {
+        field_name: CounterMetricFamily(f"peer53_repair_{field_name}", text, labels=labels)
+        for field_name, text in REPAIR_COUNTERS
+    }
+    last = GaugeMetricFamily(
+        "peer53_repair_last_round_seconds", "When the last round with a member ended", labels=labels
+    )
+    differences = GaugeMetricFamily(
+        "peer53_repair_last_differences", "Keys that differed in that round", labels=labels
+    )
+    for node_id, stats in sorted(peering.repair.stats.items() if peering is not None else []):
+        key = [node_id, names.get(node_id, "")]
+        for field_name, family in counters.items():
+            family.add_metric(key, getattr(stats, field_name))
+        if stats.last_round_ms is not None:
+            last.add_metric(key, stats.last_round_ms / 1000)
+        differences.add_metric(key, stats.last_differences)
+    yield from counters.values()
+    yield from (last, differences)
     rejected = CounterMetricFamily(
         "peer53_events_rejected", "Events from peers refused, by reason", labels=["reason"]
     )

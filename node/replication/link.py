@@ -35,7 +35,20 @@ from node.replication.wire import (
     event_batches,
 )
 from protocol.events import SignedEvent
-from protocol.peer import MAX_EVENTS_PER_MESSAGE, Error, Events, Message, Ping, Pong, Pull
+from protocol.peer import (
+    MAX_EVENTS_PER_MESSAGE,
+    Descend,
+    Error,
+    Events,
+    Fetch,
+    Message,
+    Nodes,
+    Ping,
+    Pong,
+    Pull,
+    Repair,
+    Root,
+)
 
 log = logging.getLogger("peer53.link")
 # Events read per origin per writer round; the writer loops at once while more remain.
@@ -69,6 +82,7 @@ def raise_to(vector: dict[str, int], seen: Iterable[tuple[str, int]]) -> bool:
 
 
 Ingest = Callable[["Link", list[SignedEvent]], Awaitable[None]]
+OnRepair = Callable[["Link", Message], Awaitable[None]]
 
 
 class Link:
@@ -95,7 +109,7 @@ class Link:
         self._acked_sent: dict[str, int] = {}
         # The first full round, at once, sends all that the peer's HELLO showed it lacks.
         self._relay_upto: dict[str, int] = dict(vv)
-        self._requests: list[Message] = []
+        self._queued: list[Message] = []
         self._pulled: dict[str, float] = {}  # origin -> when last asked for
         self.closed = trio.Event()
         self._cancel = trio.CancelScope()
@@ -108,7 +122,12 @@ class Link:
         now = trio.current_time()
         if now - self._pulled.get(pull.origin, -interval) >= interval:
             self._pulled[pull.origin] = now
-            self._requests.append(pull)
+            self.send_soon([pull])
+
+    def send_soon(self, messages: list[Message]) -> None:
+        """Queue messages for the writer, ahead of its next events."""
+        if messages:
+            self._queued.extend(messages)
             self.wake()
 
     def close(self) -> None:
@@ -118,14 +137,19 @@ class Link:
         raise_to(self.sent, ((e.body.origin, e.body.seq) for e in events))
 
     async def run(
-        self, ingest: Ingest, on_ack: Callable[[], None], heartbeat: float, dead_after: float
+        self,
+        ingest: Ingest,
+        on_ack: Callable[[], None],
+        on_repair: OnRepair,
+        heartbeat: float,
+        dead_after: float,
     ) -> None:
         """Serve the link until it fails or is closed; never raises for link errors."""
         try:
             with self._cancel:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._guarded, self._write_loop(heartbeat))
-                    await self._guarded(self._read_loop(ingest, on_ack, dead_after))
+                    await self._guarded(self._read_loop(ingest, on_ack, on_repair, dead_after))
         finally:
             self.closed.set()
             with trio.CancelScope(shield=True):
@@ -141,7 +165,7 @@ class Link:
             self._cancel.cancel()
 
     async def _read_loop(
-        self, ingest: Ingest, on_ack: Callable[[], None], dead_after: float
+        self, ingest: Ingest, on_ack: Callable[[], None], on_repair: OnRepair, dead_after: float
     ) -> None:
         while True:
             with trio.move_on_after(dead_after) as timer:
@@ -166,6 +190,8 @@ class Link:
                 case Pull():
                     self.sent[message.origin] = min(self.sent.get(message.origin, 0), message.after)
                     self.wake()
+                case Root() | Descend() | Nodes() | Fetch() | Repair():
+                    await on_repair(self, message)
                 case Error():
                     log.warning(
                         "peer %s reports %s: %s", self.peer_id[:12], message.code, message.message
@@ -214,8 +240,8 @@ class Link:
             self._wake = trio.Event()
             full = trio.current_time() >= next_full
             events, more = self._missing(full)
-            messages: list[Message] = [*self._requests, *event_batches(events)]
-            self._requests.clear()
+            messages: list[Message] = [*self._queued, *event_batches(events)]
+            self._queued.clear()
             vv = dict(self._vv)
             theirs = vv.get(self.peer_id, 0) != self._acked_sent.get(self.peer_id, 0)
             if self._pong_due or theirs or (full and vv != self._acked_sent):

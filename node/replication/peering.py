@@ -41,6 +41,7 @@ from node.replication.delivery import (
 )
 from node.replication.eventlog import EventLog
 from node.replication.link import Link, PeerView
+from node.replication.repair import Repairer
 from node.replication.tls import (
     PeerCertificateError,
     member_client_context,
@@ -72,6 +73,7 @@ class Peering:
         self._client_context = member_client_context(files)
         self.log = EventLog(state.data_dir / DB_FILE)
         self.admission = Admission(state, self.log)
+        self.repair = Repairer(state, self.log, self._ingest)
         self.views: dict[str, PeerView] = {}
         self.links: dict[str, Link] = {}
         self.buffer = CausalBuffer()
@@ -106,6 +108,7 @@ class Peering:
                 nursery.start_soon(self._ingest_loop)
                 nursery.start_soon(self._supervise, nursery)
                 nursery.start_soon(self._write_hold_timer)
+                nursery.start_soon(self._offer_roots)
                 task_status.started()
         finally:
             self.log.close()
@@ -124,6 +127,13 @@ class Peering:
                 if node_id not in members:
                     link.close()
             await trio.sleep(self.timers.heartbeat_ms / 1000)
+
+    async def _offer_roots(self) -> None:
+        interval = self.timers.repair_interval_ms / 1000
+        while True:
+            await trio.sleep(self.timers.heartbeat_ms / 1000)
+            for peer_id, link in list(self.links.items()):
+                self.repair.offer(link, self.views[peer_id].acked, interval)
 
     async def _write_hold_timer(self) -> None:
         await trio.sleep(self.timers.write_hold_ms / 1000)
@@ -236,16 +246,20 @@ class Peering:
         if not self._register(link):
             return False
         log.info("link to %s up (dialled by %s)", peer_id[:12], dialled_by[:12])
+        stream.tally = self.repair.tally(peer_id)
+        self.repair.link_up(peer_id)
         try:
             await link.run(
                 self._ingest,
                 self._acked,
+                self.repair.handle,
                 self.timers.heartbeat_ms / 1000,
                 self.timers.dead_after_ms / 1000,
             )
         finally:
             if self.links.get(peer_id) is link:
                 del self.links[peer_id]
+                self.repair.link_down(peer_id)
                 log.info("link to %s down", peer_id[:12])
         return True
 

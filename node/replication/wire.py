@@ -8,12 +8,12 @@ one by one and cheap in batches.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import trio
 
 from protocol.events import SignedEvent
-from protocol.frames import FrameDecoder, FrameError, encode_frame
+from protocol.frames import FRAME_HEADER, FrameDecoder, FrameError, encode_frame
 from protocol.peer import (
     MAX_EVENTS_PER_MESSAGE,
     Events,
@@ -52,6 +52,8 @@ class MessageStream:
         self._ready: list[bytes] = []
         self.bytes_in = 0
         self.bytes_out = 0
+        # Told the framed size of each message, and whether it was sent (else received).
+        self.tally: Callable[[Message, int, bool], None] | None = None
 
     async def receive(self) -> Message:
         """The next message; LinkClosed at EOF, MessageError or FrameError if malformed."""
@@ -61,10 +63,20 @@ class MessageStream:
                 raise LinkClosed("the peer closed the connection")
             self.bytes_in += len(data)
             self._ready.extend(self._decoder.feed(bytes(data)))
-        return decode_message(self._ready.pop(0))
+        payload = self._ready.pop(0)
+        message = decode_message(payload)
+        if self.tally is not None:
+            self.tally(message, FRAME_HEADER + len(payload), False)
+        return message
 
     async def send(self, messages: Iterable[Message]) -> None:
-        data = b"".join(encode_frame(encode_message(m)) for m in messages)
+        frames = []
+        for message in messages:
+            frame = encode_frame(encode_message(message))
+            if self.tally is not None:
+                self.tally(message, len(frame), True)
+            frames.append(frame)
+        data = b"".join(frames)
         if data:
             self.bytes_out += len(data)
             await self.stream.send_all(data)

@@ -16,7 +16,7 @@ from pathlib import Path
 import sqlite_utils
 
 from node.registers import Register
-from protocol.events import SignedEvent
+from protocol.events import SignedEvent, decode_event
 
 SCHEMA_VERSION = 1
 log = logging.getLogger("peer53.store")
@@ -92,6 +92,12 @@ class Database:
         )
         for (wire,) in rows:
             yield bytes(wire)
+
+    def event(self, origin: str, seq: int) -> SignedEvent | None:
+        row = self.db.execute(
+            "SELECT wire FROM events WHERE origin = ? AND seq = ?", [origin, seq]
+        ).fetchone()
+        return None if row is None else decode_event(bytes(row[0]), verify=False)
 
     def commit(
         self,

@@ -185,8 +185,18 @@ class Materialiser:
         changes = dict(self.registers.items())
         self.apply(changes, self.build_generations(changes))
 
-    def apply(self, changes: Mapping[str, Register], generations: Generations) -> None:
-        """Update the zone table after ``changes`` were committed to the registers."""
+    def apply(
+        self,
+        changes: Mapping[str, Register],
+        generations: Generations,
+        removed: Iterable[str] = (),
+    ) -> None:
+        """Update the zone table after ``changes`` were committed to the registers and
+        ``removed`` keys were dropped from them (a dead generation's, or damaged ones)."""
+        removed = [k for k in removed if k not in changes]
+        if any(k.startswith("zone ") and k[5:] in self._zones for k in removed):
+            self.rebuild()  # only anti-entropy drops a zone register: rare, and rebuilt whole
+            return
         for zone_text, keys in generations.keys.items():
             self._zones[zone_text] = keys
             self._install(zone_text, generations.zones[zone_text])
@@ -198,7 +208,7 @@ class Materialiser:
                 keys.live, keys.ttl = bool(reg.value["live"]), reg.value["ttl"]
                 keys.last_serial = reg.value.get("serial")
                 dirty[key[5:]] = set(keys.by_owner)
-        for key in changes:
+        for key in [*changes, *removed]:
             parsed = _zone_record_key(key)
             if parsed is None or parsed.zone in generations.keys:
                 continue

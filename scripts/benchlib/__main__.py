@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from scripts.benchlib import repair
 from scripts.benchlib.dnsperf import Load, Mode
 from scripts.benchlib.replication import DEFAULT, MAX_BATCH, NONE, PLAN, ReplicationPlan
 from scripts.benchlib.report import render
@@ -32,22 +33,32 @@ def _names(text: str, allowed: list[str]) -> tuple[str, ...]:
     return names
 
 
-def _sizes(text: str) -> tuple[int, ...]:
+def _counts(text: str, least: int, what: str, example: str) -> tuple[int, ...]:
     try:
-        sizes = tuple(int(size) for size in text.split(",") if size.strip())
+        counts = tuple(int(count) for count in text.split(",") if count.strip())
     except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 2:
-        raise argparse.ArgumentTypeError("give node counts of 2 or more, e.g. 3,5")
-    return sizes
+        counts = ()
+    if not counts or min(counts) < least:
+        raise argparse.ArgumentTypeError(f"give {what} of {least} or more, e.g. {example}")
+    return counts
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    return _counts(text, 2, "node counts", "3,5")
+
+
+def _key_counts(text: str) -> tuple[int, ...]:
+    """Each size is repaired with up to ``max(DIFFERENCES)`` keys differing."""
+    return _counts(text, max(repair.DIFFERENCES), "key counts", "100000")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scripts/bench",
         description="dnsperf against peer53 and Knot (optionally NSD) on one zone and query "
-        "mix, alternating servers, then peer53's replication figures on clusters it forms; "
-        "a report on stdout and all figures as JSON",
+        "mix, alternating servers, then peer53's replication figures on clusters it forms, "
+        "then what anti-entropy repair costs (in-process); a report on stdout and all "
+        "figures as JSON",
     )
     add = parser.add_argument
     add("--runs", type=int, default=5, help="runs per server and mode (default 5)")
@@ -107,6 +118,15 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT.batch,
         help=f"record changes per API request of the throughput run (default {DEFAULT.batch})",
     )
+    add("--no-repair", action="store_true", help="skip the anti-entropy repair figures")
+    add(
+        "--repair-sizes",
+        type=_key_counts,
+        default=repair.DEFAULT.sizes,
+        help="keys per tree for the repair figures, each repaired with "
+        f"{', '.join(map(str, repair.DIFFERENCES))} keys differing "
+        f"(default {','.join(map(str, repair.DEFAULT.sizes))})",
+    )
     return parser
 
 
@@ -127,6 +147,10 @@ def _replication_plan(
         batch=args.replication_batch,
         progress=progress,
     )
+
+
+def _repair_plan(args: argparse.Namespace) -> repair.RepairPlan:
+    return repair.NONE if args.no_repair else repair.RepairPlan(sizes=args.repair_sizes)
 
 
 def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
@@ -157,7 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress()
     replication = _replication_plan(args, parser, progress)
     PLAN.set(replication)
-    seconds = estimated_seconds(plan) + replication.estimated_seconds()
+    repair_plan = _repair_plan(args)
+    repair.PLAN.set(repair_plan)
+    seconds = (
+        estimated_seconds(plan) + replication.estimated_seconds() + repair_plan.estimated_seconds()
+    )
     json_path = args.json or ROOT / "bench-results" / time.strftime("bench-%Y%m%dT%H%M%S.json")
     signal.signal(signal.SIGINT, _stop_on_signal)
     signal.signal(signal.SIGTERM, _stop_on_signal)

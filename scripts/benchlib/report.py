@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+from scripts.benchlib.repair import EQUAL_ROOTS
+from scripts.benchlib.replication import Figure
 from scripts.benchlib.results import (
     BASELINE,
     LONG_TERM,
@@ -24,6 +26,7 @@ COLUMNS = (
     f"{'mode':<8} {'server':<7} {'QPS':>9} {'(min-max)':>17} {'CPU µs/q':>9} "
     f"{'p99 ms':>7} {'avg ms':>7} {'lost':>6} {'other':>6}"
 )
+REPAIR_COLUMNS = f"  {'keys':>11} {'differing':>9} {'seconds':>9} {'bytes':>12} {'round trips':>11}"
 RATIO_COLUMNS = (
     f"{'mode':<8} {'server':<7} {'QPS':>7} {'CPU/query':>10}   "
     f"{TARGET.name} (≥ {TARGET.qps_share:.0%}, ≤ {TARGET.cpu_factor:g}x)   "
@@ -107,6 +110,32 @@ def _notes(result: Result, table: list[Row]) -> list[str]:
     return notes
 
 
+def _repair(figures: list[Figure]) -> list[str]:
+    """One row per round, from the figures' stable keys (repair.nN.kK.what)."""
+    if not figures:
+        return ["repair: not measured (--no-repair)"]
+    value = {figure.key: figure.value for figure in figures}
+    lines = [
+        "repair:    one anti-entropy round between two trees in this process, real message code;",
+        "           seconds: wall time of both sides' work, no network; bytes: both ways, framed,",
+        "           ROOT offer included; round trips: after the ROOT offer, a last push is half",
+        REPAIR_COLUMNS,
+    ]
+    for key in value:
+        if key.endswith(".seconds"):
+            stem = key.removesuffix(".seconds")
+            size, differing = (int(part[1:]) for part in stem.split(".")[1:])
+            lines.append(
+                f"  {size:>11,} {differing:>9,} {value[key]:>9.4f} "
+                f"{value[f'{stem}.bytes']:>12,.0f} {value[f'{stem}.round_trips']:>11g}"
+            )
+    lines.append(
+        f"  equal roots: {value[EQUAL_ROOTS]:,.0f} bytes "
+        "(one ROOT message with a 3-member version vector)"
+    )
+    return lines
+
+
 def render(result: Result, json_path: str) -> str:
     table = rows(result.measurements)
     lines = [*_header(result), "", "medians of the runs (QPS spread in brackets):", COLUMNS]
@@ -121,6 +150,7 @@ def render(result: Result, json_path: str) -> str:
         ]
     else:
         lines.append("replication: not measured (--no-replication)")
+    lines += _repair(result.repair)
     lines += _notes(result, table)
     lines.append(f"full results: {json_path}")
     return "\n".join(lines) + "\n"

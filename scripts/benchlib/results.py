@@ -161,6 +161,7 @@ class Result:
     checks: list[AnswerCheck] = field(default_factory=list)
     measurements: list[Measurement] = field(default_factory=list)
     replication: list[Figure] = field(default_factory=list)
+    repair: list[Figure] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         table = rows(self.measurements)
@@ -180,4 +181,5 @@ class Result:
                 for ratio in ratios(table)
             ],
             "replication": [asdict(figure) for figure in self.replication],
+            "repair": [asdict(figure) for figure in self.repair],
         }

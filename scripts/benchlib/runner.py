@@ -16,6 +16,7 @@ from scripts.benchlib import dnsperf
 from scripts.benchlib.answers import check_answers
 from scripts.benchlib.cpu import CpuSample
 from scripts.benchlib.dnsperf import Mode
+from scripts.benchlib.repair import measure_repair
 from scripts.benchlib.replication import measure_replication
 from scripts.benchlib.results import Measurement, Plan, Result
 from scripts.benchlib.servers import STARTERS, Server
@@ -143,4 +144,5 @@ def run_bench(plan: Plan, workload: Workload, workdir: Path, progress: Progress)
                     )
         progress("stopping servers")
     result.replication = measure_replication(workdir, workload)
+    result.repair = measure_repair(progress)
     return result
