@@ -32,6 +32,7 @@ from ctl.render import (
     items,
     render_import,
     render_invites,
+    render_members,
     render_rrsets,
     render_status,
     render_tokens,
@@ -196,6 +197,24 @@ def cmd_token_revoke(client: NodeClient, args: argparse.Namespace, console: Cons
     path = f"/api/v1/tokens/{path_segment(args.id)}"
     response = client.request("DELETE", path + ("?force=true" if args.force else ""))
     console.out.write(response.text if args.json else f"revoked token {args.id}\n")
+
+
+def cmd_member_list(client: NodeClient, args: argparse.Namespace, console: Console) -> None:
+    _emit(console, args, client.request("GET", "/api/v1/members"), render_members)
+
+
+def cmd_member_remove(client: NodeClient, args: argparse.Namespace, console: Console) -> None:
+    path = f"/api/v1/members/{path_segment(args.id)}"
+    response = client.request("DELETE", path + ("?force=true" if args.force else ""))
+    _emit(
+        console,
+        args,
+        response,
+        lambda doc: (
+            f"removed member {field(doc, 'id')} ({doc.get('name', '')}); "
+            f"its events up to {field(doc, 'cut')} count\n"
+        ),
+    )
 
 
 def cmd_status(client: NodeClient, args: argparse.Namespace, console: Console) -> None:
@@ -440,6 +459,16 @@ def build_parser() -> argparse.ArgumentParser:
     withdrawn.add_argument("jti", metavar="JTI", help="the invite's id (from invite list)")
 
     command(commands, "status", cmd_status, "cluster members, links and replication lag")
+
+    member = group("member", "cluster members")
+    command(member, "list", cmd_member_list, "list members, also those that left or were removed")
+    removal = command(
+        member, "remove", cmd_member_remove, "remove a member from the cluster, for ever"
+    )
+    removal.add_argument("id", metavar="ID", help="the member's node id (64 hex digits)")
+    removal.add_argument(
+        "--force", action="store_true", help="allow removing the node this command talks to"
+    )
 
     zone = group("zone", "zones")
     command(zone, "list", cmd_zone_list, "list zones")

@@ -108,6 +108,20 @@ def render_tokens(body: Any) -> str:
     return format_table(["ID", "NAME", "ROLE", "ZONES"], rows)
 
 
+def render_members(body: Any) -> str:
+    rows = (
+        [
+            cell(field(member, "id")),
+            cell(member.get("name")),
+            cell(member.get("peer")),
+            cell(field(member, "membership")),
+            NONE if member.get("cut") is None else cell(member["cut"]),
+        ]
+        for member in items(body, "members")
+    )
+    return format_table(["ID", "NAME", "PEER", "MEMBERSHIP", "CUT"], rows)
+
+
 def render_import(body: Any) -> str:
     zone = field(body, "zone")
     imported = field(body, "imported")

@@ -11,6 +11,7 @@ from pathlib import Path
 from node.bootstrap import AlreadyInitialised, initialise
 from node.config import ConfigError, ListenConfig, NodeConfig, load_config
 from node.join import JoinError, join_cluster
+from node.leave import LeaveError, leave_cluster
 from node.service import DataDirError, NodeState
 from protocol.invites import InviteError
 
@@ -43,6 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     join.add_argument("token", metavar="TOKEN", help="the invite ('peer53ctl invite create')")
     listen_flags(join)
     join.add_argument("--name", help="node name (default: the host name)")
+    leave = sub.add_parser(
+        "leave", help="make the running node leave its cluster for ever (then stop it)"
+    )
+    leave.add_argument("--data-dir", type=Path, required=True, help="the node's data directory")
+    leave.add_argument("--token", help="admin API token (default: PEER53_TOKEN, admin.token)")
+    leave.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for the others (default 30)"
+    )
     run = sub.add_parser("run", help="serve DNS and the API")
     listen_flags(run)
     return parser
@@ -84,6 +93,23 @@ def _join(args: argparse.Namespace) -> int:
     return 0
 
 
+def _leave(args: argparse.Namespace) -> int:
+    left = leave_cluster(args.data_dir, args.token, args.timeout)
+    print(
+        f"{left.name or 'this node'} has left the cluster; {left.acknowledged} of "
+        f"{left.others} other members applied it",
+        file=sys.stderr,
+    )
+    if left.acknowledged < left.others:
+        print(
+            "the rest will learn it from any member that has; keep the node running a "
+            "little longer if none has",
+            file=sys.stderr,
+        )
+    print("stop the node now: it takes no writes, and its data directory can never rejoin")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     # Imported here: the HTTP stack takes most of a second to load, and init does not need it.
     import trio
@@ -112,10 +138,18 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    handlers = {"init": _init, "join": _join, "run": _run}
+    handlers = {"init": _init, "join": _join, "leave": _leave, "run": _run}
     try:
         sys.exit(handlers[args.command](args))
-    except (ConfigError, DataDirError, AlreadyInitialised, OSError, InviteError, JoinError) as exc:
+    except (
+        ConfigError,
+        DataDirError,
+        AlreadyInitialised,
+        OSError,
+        InviteError,
+        JoinError,
+        LeaveError,
+    ) as exc:
         print(f"peer53: error: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:  # Ctrl-C while loading, before the node handles signals

@@ -82,7 +82,7 @@ class Plan:
     conflicts: int  # writes to a key whose current value came from a concurrent event
 
 
-OBJECT_KINDS = ("member", "token", "invite")
+OBJECT_KINDS = ("member", "token", "invite", "cut")
 
 
 def _object_kind(key: str) -> str | None:
@@ -112,7 +112,8 @@ class Registers:
         return iter(self._regs.items())
 
     def objects(self, kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(id, value) of every live object register of a kind: member, token, invite."""
+        """(id, value) of every live object register of a kind: member, token, invite, or
+        cut (whose id is "NODE REPORTER")."""
         prefix = kind + " "
         for key in sorted(self._object_keys[kind]):
             value = self._regs[key].value

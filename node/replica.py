@@ -17,7 +17,13 @@ from node.store.database import Database
 from node.zones.index import ZoneTable
 from node.zones.materialise import Generations, Materialiser
 from protocol.events import EventError, SignedEvent, verify_signature
+from protocol.membership import Verdict, departed_event
 from protocol.statekeys import StateKeyError, check_write, member_key
+
+
+class EventWaits(EventError):
+    """An event of a departed member above the cut so far, while reports are missing: not
+    refused for good, but not applied until a report raises the cut or all are in."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,8 @@ class Replica:
         self.materialiser = Materialiser(self.registers, self.zones)
         self.vv: dict[str, int] = {}
         self.rejected = 0
+        # Cut reports from authentic events not applied yet: member -> reporter -> seq.
+        self.heard_cuts: dict[str, dict[str, int]] = {}
 
     def load(self) -> None:
         """Rebuild memory from SQLite at start-up."""
@@ -50,10 +58,34 @@ class Replica:
         value = self.registers.value(member_key(node_id))
         return isinstance(value, dict) and value.get("status") == "active"
 
+    def membership(self, node_id: str) -> str | None:
+        """active, left or removed; None for a node that never was a member."""
+        value = self.registers.value(member_key(node_id))
+        return str(value.get("status")) if isinstance(value, dict) else None
+
+    def cut_reports(self, node_id: str) -> dict[str, int]:
+        """Reporter -> how many of ``node_id``'s events it had applied when it applied the
+        end of that membership (see ``protocol.membership``): applied reports, and reports
+        heard in authentic events still waiting to apply."""
+        prefix = node_id + " "
+        reports = dict(self.heard_cuts.get(node_id, {}))
+        for ident, value in self.registers.objects("cut"):
+            if ident.startswith(prefix):
+                reports[ident[len(prefix) :]] = value["seq"]
+        return reports
+
     def _check_origin(self, event: SignedEvent, joined: set[str]) -> None:
         body = event.body
         if body.origin in joined or self.is_member(body.origin):
             return
+        if self.membership(body.origin) in ("left", "removed"):
+            reporters = [m for m in self.active_members() if m != body.origin]
+            verdict = departed_event(body.seq, self.cut_reports(body.origin), reporters)
+            if verdict is Verdict.APPLY:
+                return
+            if verdict is Verdict.WAIT:
+                raise EventWaits(f"event {body.seq} of departed {body.origin[:12]} waits")
+            raise EventError(f"event {body.seq} of {body.origin[:12]} is past its cut")
         genesis = (
             body.seq == 1
             and not self.vv
@@ -82,6 +114,8 @@ class Replica:
                     check_write(key, value)
                 except StateKeyError as exc:
                     raise EventError(str(exc)) from None
+                if key.startswith("cut ") and not key.endswith(" " + body.origin):
+                    raise EventError(f"{body.origin[:12]} wrote another member's cut report")
             want = expected.get(body.origin, 0) + 1
             if body.seq != want:
                 raise EventError(f"event seq {body.seq} from {body.origin[:12]}, expected {want}")

@@ -25,7 +25,8 @@ from node.dns.cache import AnswerCache
 from node.dns.query import AnswerConfig, ServerIdentity
 from node.dns.server import ListenerStats, TcpServer, bind_udp, serve_udp
 from node.replication.peering import Peering
-from node.service import NodeState
+from node.service import NodeState, WritesHeld
+from protocol.canonical import JSONValue
 from protocol.statekeys import member_key
 
 log = logging.getLogger("peer53")
@@ -113,10 +114,23 @@ async def publish_peer_address(state: NodeState, advertised: str) -> None:
     """Members dial the address in this node's member register; keep it current (a port
     0 listener gets a new port on every start)."""
     key = member_key(state.identity.node_id)
-    value = state.replica.registers.value(key)
-    if isinstance(value, dict) and value.get("peer") != advertised:
-        await state.write("member.address", lambda: {key: {**value, "peer": advertised}})
-        log.info("published peer address %s", advertised)
+
+    def current() -> dict[str, JSONValue] | None:
+        value = state.replica.registers.value(key)
+        return value if isinstance(value, dict) else None
+
+    def addressed() -> dict[str, JSONValue]:
+        return {key: {**(current() or {}), "peer": advertised}}
+
+    while state.replica.is_member(state.identity.node_id):
+        value = current()
+        if value is None or value.get("peer") == advertised:
+            return
+        try:
+            await state.write("member.address", addressed)
+            log.info("published peer address %s", advertised)
+        except WritesHeld as exc:
+            log.warning("cannot publish this node's peer address yet: %s", exc)
 
 
 async def _serve(state: NodeState, stop: trio.Event) -> None:

@@ -36,6 +36,10 @@ class DataDirError(RuntimeError):
     pass
 
 
+class WritesHeld(RuntimeError):
+    """Local writes stayed held past the wait a write gets (see ``hold_writes``)."""
+
+
 @dataclass
 class NodeIdentity:
     node_id: str
@@ -115,7 +119,13 @@ class NodeState:
         in a worker thread, so a large import never stalls DNS answers.
         """
         while True:
-            await self._writes_open.wait()
+            with trio.move_on_after(2 * self.config.peering.write_hold_ms / 1000):
+                await self._writes_open.wait()
+            if self.writes_held:
+                raise WritesHeld(
+                    "writes are held: a peer holds changes this node made that it does not "
+                    "have (was it restored from an older copy?); they must come back first"
+                )
             async with self._lock:
                 if self.writes_held:  # held while this write waited for the lock
                     continue

@@ -16,6 +16,9 @@ Kinds:
   (SOA, CNAME, DNAME), one register per RRset.
 - ``serial ZONE GEN ORIGIN`` — {"base": int, "count": int}: written only by ORIGIN.
 - ``member NODE`` — {"name": str, "peer": str, "status": "active" | "left" | "removed"}
+- ``cut NODE REPORTER`` — {"seq": int}: how many of NODE's events REPORTER had applied when
+  it applied the end of NODE's membership; written only by REPORTER (see
+  ``protocol.membership``).
 - ``setting NAME`` — {"value": ...}: cluster-wide settings such as ``cluster.name``.
 - ``invite JTI`` — {"issuer": node, "expires": int, "status": "open" | "used" |
   "revoked", "used_by": node or null}: used and revoked are terminal, used outranks revoked.
@@ -74,6 +77,8 @@ class StateKey:
             return f"{self.kind} {self.zone} {self.gen} {self.owner} {self.rdtype}"
         if self.kind == "rr":
             return f"rr {self.zone} {self.gen} {self.owner} {self.rdtype} {self.extra}"
+        if self.kind == "cut":
+            return f"cut {self.zone} {self.extra}"
         return f"serial {self.zone} {self.gen} {self.extra}"
 
     @property
@@ -91,6 +96,7 @@ _FIELD_COUNT = {
     "ttl": 5,
     "rrset": 5,
     "serial": 4,
+    "cut": 3,
 }
 
 
@@ -101,6 +107,8 @@ def parse_key(text: str) -> StateKey:
         raise StateKeyError(f"bad state key {text!r}")
     if kind in ("zone", "member", "token", "setting", "invite"):
         return StateKey(kind, parts[1])
+    if kind == "cut":
+        return StateKey("cut", parts[1], extra=parts[2])
     if not _GEN.fullmatch(parts[2]):
         raise StateKeyError(f"bad generation in state key {text!r}")
     gen = int(parts[2])
@@ -185,6 +193,7 @@ _VALUE_SHAPES: dict[str, list[dict[str, Check]]] = {
         }
     ],
     "setting": [{"value": lambda v: True}],
+    "cut": [{"seq": _COUNT}],
     "invite": [
         {
             "issuer": lambda v: isinstance(v, str) and bool(_HEX64.fullmatch(v)),
@@ -253,6 +262,10 @@ def check_write(key: str, value: object) -> None:
         raise StateKeyError(f"bad type in state key {key!r}")
     if parsed.kind == "invite" and not _DIGEST.fullmatch(parsed.zone):
         raise StateKeyError(f"bad invite id in state key {key!r}")
+    if parsed.kind == "cut" and not (
+        _HEX64.fullmatch(parsed.zone) and _HEX64.fullmatch(parsed.extra)
+    ):
+        raise StateKeyError(f"bad node id in state key {key!r}")
     if parsed.kind == "rr" and not _DIGEST.fullmatch(parsed.extra):
         raise StateKeyError(f"bad digest in state key {key!r}")
     if value is None and parsed.kind in _NULLABLE:

@@ -20,7 +20,7 @@ import dns.query
 import httpx
 
 BIN = Path(sys.executable).parent
-START_DEADLINE = 30.0
+START_DEADLINE = 60.0
 
 
 def peer53(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -71,6 +71,8 @@ class NodeProcess:
                     f"node exited with {self.proc.returncode}:\n{self.log.read_text()}"
                 )
             if time.monotonic() > deadline:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
                 raise TimeoutError(f"node did not start:\n{self.log.read_text()}")
             time.sleep(0.02)
         bound = json.loads(listen.read_text())

@@ -22,6 +22,7 @@ from ctl.render import (
     format_bytes,
     format_table,
     render_import,
+    render_members,
     render_rrsets,
     render_status,
     render_zones,
@@ -91,6 +92,33 @@ def test_zones_table() -> None:
         "ZONE          SERIAL  RRSETS  RECORDS",
         "example.com.  1       5       7",
     ]
+
+
+def test_members_table_shows_the_cut_of_departed_members() -> None:
+    body = {
+        "members": [
+            {
+                "id": NODE_A,
+                "name": "ns1",
+                "peer": "192.0.2.1:7053",
+                "membership": "active",
+                "cut": None,
+                "cut_reports": 0,
+            },
+            {
+                "id": NODE_B,
+                "name": "ns2",
+                "peer": "192.0.2.2:7053",
+                "membership": "removed",
+                "cut": 41,
+                "cut_reports": 1,
+            },
+        ]
+    }
+    lines = render_members(body).splitlines()
+    assert lines[0].split() == ["ID", "NAME", "PEER", "MEMBERSHIP", "CUT"]
+    assert lines[1].split() == [NODE_A, "ns1", "192.0.2.1:7053", "active", "-"]
+    assert lines[2].split() == [NODE_B, "ns2", "192.0.2.2:7053", "removed", "41"]
 
 
 def test_status_header_and_member_table() -> None:

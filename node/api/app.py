@@ -17,6 +17,7 @@ from node.api.context import ApiContext
 from node.api.errors import ApiError, bad_request, not_found
 from node.api.http_server import Peer53Quart
 from node.api.invite_routes import add_invite_routes
+from node.api.member_routes import add_member_routes
 from node.api.metrics import ApiCounters, MetricsSources, metrics_text
 from node.api.openapi import openapi_document
 from node.api.responses import json_response, read_response
@@ -121,4 +122,5 @@ def create_app(
     add_zone_routes(app, api)
     add_token_routes(app, api)
     add_invite_routes(app, api)
+    add_member_routes(app, api)
     return app

@@ -10,10 +10,10 @@ import dns.name
 from quart import g, request
 
 from node.api.auth import Caller, authenticate
-from node.api.errors import bad_request
+from node.api.errors import ApiError, bad_request
 from node.api.preconditions import check_if_match
 from node.replication.peering import Peering
-from node.service import NodeState
+from node.service import NodeState, WritesHeld
 from node.zones.edits import Writes, ZoneNotFound
 from node.zones.index import Zone
 from protocol.events import SignedEvent
@@ -31,6 +31,23 @@ def zone_name(text: str) -> dns.name.Name:
     except dns.exception.DNSException as exc:
         raise bad_request("invalid_name", f"zone name {text!r}: {exc}", field="name") from None
     return name.canonicalize()
+
+
+_FLAG_VALUES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
+def query_flag(name: str) -> bool:
+    """A boolean query parameter such as ``force``; anything unclear is a 400, never a
+    guess."""
+    values = request.args.getlist(name)
+    if not values:
+        return False
+    flags = {_FLAG_VALUES.get(v.lower()) for v in values}
+    if None in flags or len(flags) != 1:
+        raise bad_request(
+            f"invalid_{name}", f"{name} must be true or false (also 1/0, yes/no)", field=name
+        )
+    return flags.pop() is True
 
 
 DEFAULT_WAIT_TIMEOUT = 10.0
@@ -101,11 +118,24 @@ class ApiContext:
         wait = wait_request(lambda: len(self.state.replica.active_members()))
 
         def checked() -> Writes:
+            me = self.state.identity.node_id
+            if not self.state.replica.is_member(me):
+                why = {"left": "has left the cluster", "removed": "was removed from the cluster"}
+                status = self.state.replica.membership(me) or ""
+                raise ApiError(
+                    409,
+                    "not_a_member",
+                    f"this node {why.get(status, 'is not a member')}: it takes no writes; "
+                    "use another member",
+                )
             if condition is not None:
                 check_if_match(condition, current())
             return make_writes()
 
-        events = await self.state.write(kind, checked)
+        try:
+            events = await self.state.write(kind, checked)
+        except WritesHeld as exc:
+            raise ApiError(503, "writes_held", str(exc)) from None
         if wait is not None:
             last = events[-1].body
             applied = (

@@ -78,6 +78,9 @@ _NAME_PARAM = {
 _TYPE_PARAM = {"name": "type", "in": "path", "required": True, "schema": {"type": "string"}}
 _TOKEN_PARAM = {"name": "token_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"}}
+_FORCED = {
+    "parameters": [_IF_MATCH, {"name": "force", "in": "query", "schema": {"type": "boolean"}}]
+}
 _WAIT_PARAMS = [
     {
         "name": "wait",
@@ -290,6 +293,22 @@ _SCHEMAS: Doc = {
                 "properties": {"events": {"type": "integer"}, "seconds": {"type": "number"}},
             },
             "repair": {"$ref": "#/components/schemas/RepairStats"},
+        },
+    },
+    "MemberRecord": {
+        "type": "object",
+        "required": ["id", "name", "peer", "membership", "cut", "cut_reports"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "peer": {"type": "string"},
+            "membership": {"enum": ["active", "left", "removed"]},
+            "cut": {
+                "oneOf": [{"type": "integer"}, {"type": "null"}],
+                "description": "For a departed member: its events up to this sequence number "
+                "count, later ones are refused (the highest cut report so far)",
+            },
+            "cut_reports": {"type": "integer", "description": "Members that reported so far"},
         },
     },
     "RepairStats": {
@@ -508,14 +527,38 @@ def openapi_document() -> Doc:
             "get": _op("One token", _ok("The token", _ref("Token")) | _errors("401", "403", "404")),
             "delete": _op(
                 "Revoke a token, for ever (force=true to revoke the last admin token)",
-                {"204": {"description": "Revoked"}} | _errors("401", "403", "404", "409", "412"),
+                {"204": {"description": "Revoked"}}
+                | _errors("400", "401", "403", "404", "409", "412"),
             )
-            | {
-                "parameters": [
-                    _IF_MATCH,
-                    {"name": "force", "in": "query", "schema": {"type": "boolean"}},
-                ]
-            },
+            | _FORCED,
+        },
+        "/api/v1/members": {
+            "get": _op(
+                "List members, including those that left or were removed",
+                _listing("Members", "members", "MemberRecord") | _errors("401", "403"),
+            ),
+        },
+        "/api/v1/members/{node_id}": {
+            "parameters": [
+                {"name": "node_id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "get": _op(
+                "One member", _ok("The member", _ref("MemberRecord")) | _errors("401", "403", "404")
+            ),
+            "delete": _op(
+                "Remove a member, for ever (force=true to remove the node answering)",
+                _ok("Removed", _ref("MemberRecord"))
+                | _errors("400", "401", "403", "404", "409", "412"),
+            )
+            | _FORCED,
+        },
+        "/api/v1/cluster/leave": {
+            "post": _op(
+                "This node leaves the cluster, for ever; add wait=N to answer once N nodes "
+                "applied it",
+                _ok("Left", _ref("MemberRecord")) | _errors("400", "401", "403", "409", "412"),
+            )
+            | {"parameters": [_IF_MATCH]},
         },
     }
     _add_wait(paths)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from quart import Response, request
+from quart import Response
 
 from node.api.bodies import STR, STRINGS_OR_NULL, parse_json_object
-from node.api.context import ApiContext, zone_name
+from node.api.context import ApiContext, query_flag, zone_name
 from node.api.documents import etag_of_doc, token_doc
 from node.api.errors import ApiError, bad_request, not_found
 from node.api.http_server import Peer53Quart
@@ -68,7 +68,7 @@ def add_token_routes(app: Peer53Quart, api: ApiContext) -> None:
     @app.delete("/api/v1/tokens/<token_id>")
     async def revoke(token_id: str) -> Response:
         api.caller().require("admin")
-        force = request.args.get("force", "false").lower() in ("1", "true", "yes")
+        force = query_flag("force")
 
         def writes() -> dict[str, object]:
             try:

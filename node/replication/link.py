@@ -81,6 +81,11 @@ def raise_to(vector: dict[str, int], seen: Iterable[tuple[str, int]]) -> bool:
     return moved
 
 
+class LinkRefused(Exception):
+    """The peer ended the link with an ERROR, e.g. because it no longer counts this node
+    as a member; the dialler backs off as after a failed connection."""
+
+
 Ingest = Callable[["Link", list[SignedEvent]], Awaitable[None]]
 OnRepair = Callable[["Link", Message], Awaitable[None]]
 
@@ -112,6 +117,7 @@ class Link:
         self._queued: list[Message] = []
         self._pulled: dict[str, float] = {}  # origin -> when last asked for
         self.closed = trio.Event()
+        self.refusal: Error | None = None  # the ERROR the peer ended the link with
         self._cancel = trio.CancelScope()
 
     def wake(self) -> None:
@@ -193,9 +199,7 @@ class Link:
                 case Root() | Descend() | Nodes() | Fetch() | Repair():
                     await on_repair(self, message)
                 case Error():
-                    log.warning(
-                        "peer %s reports %s: %s", self.peer_id[:12], message.code, message.message
-                    )
+                    self.refusal = message
                     return
                 case _:
                     log.warning(

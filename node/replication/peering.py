@@ -25,12 +25,14 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any
 
 import trio
 
 from node.config import parse_address
 from node.identity import IdentityFiles
+from node.replica import EventWaits
 from node.replication.admission import Admission
 from node.replication.delivery import (
     APPLY_CHUNK,
@@ -40,7 +42,7 @@ from node.replication.delivery import (
     whole_chunks,
 )
 from node.replication.eventlog import EventLog
-from node.replication.link import Link, PeerView
+from node.replication.link import Link, LinkRefused, PeerView
 from node.replication.repair import Repairer
 from node.replication.tls import (
     PeerCertificateError,
@@ -49,9 +51,11 @@ from node.replication.tls import (
     server_context,
 )
 from node.replication.wire import LINK_ERRORS, MessageStream
-from node.service import DB_FILE, NodeState
+from node.service import DB_FILE, NodeState, WritesHeld
+from protocol.canonical import JSONValue
 from protocol.clock import hlc_physical_ms
 from protocol.events import EventError, SignedEvent, verify_signature
+from protocol.membership import cut_key
 from protocol.peer import PROTOCOL_VERSION, Error, Hello, Pull, check_hello
 from protocol.statekeys import member_key
 
@@ -60,7 +64,7 @@ INGEST_QUEUE = 64
 INLINE_SIGNATURES = 64  # more than this many are checked in a worker thread
 # What one bad connection may raise; anything else is a bug, logged with a trace, and
 # still ends only that connection.
-CONNECTION_ERRORS = (*LINK_ERRORS, PeerCertificateError)
+CONNECTION_ERRORS = (*LINK_ERRORS, PeerCertificateError, LinkRefused)
 
 
 class Peering:
@@ -85,7 +89,10 @@ class Peering:
         self._announced: set[str] = set()  # members added by events still in the buffer
         # (origin, seq) of events the replica refused: not fetched or counted again.
         self._invalid: set[tuple[str, int]] = set()
-        send, receive = trio.open_memory_channel[tuple[Link, list[SignedEvent]]](INGEST_QUEUE)
+        # A None link carries no events: it asks the loop to retry the held ones.
+        send, receive = trio.open_memory_channel[tuple[Link | None, list[SignedEvent]]](
+            INGEST_QUEUE
+        )
         self._ingest_send, self._ingest_receive = send, receive
         self._acks = trio.Event()
         self._dialers: set[str] = set()
@@ -93,6 +100,10 @@ class Peering:
         self._reported_needed = 0
         self._hello_seen = False
         self._hold_expired = False
+        self._held: list[SignedEvent] = []  # departed members' events waiting for reports
+        self._recheck = False
+        self._membership_changed = trio.Event()
+        self._membership_changed.set()  # reports owed from before a restart
         state.on_applied.append(self._on_applied)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -109,6 +120,7 @@ class Peering:
                 nursery.start_soon(self._supervise, nursery)
                 nursery.start_soon(self._write_hold_timer)
                 nursery.start_soon(self._offer_roots)
+                nursery.start_soon(self._report_cuts)
                 task_status.started()
         finally:
             self.log.close()
@@ -119,7 +131,8 @@ class Peering:
     async def _supervise(self, nursery: trio.Nursery) -> None:
         """Dial every active member; close links to nodes that are no longer members."""
         while True:
-            members = set(self._other_members())
+            # A node that left or was removed links to nobody.
+            members = set(self._other_members()) if self.state.replica.is_member(self.me) else set()
             for node_id in members - self._dialers:
                 self._dialers.add(node_id)
                 nursery.start_soon(self._dial_loop, node_id)
@@ -261,6 +274,8 @@ class Peering:
                 del self.links[peer_id]
                 self.repair.link_down(peer_id)
                 log.info("link to %s down", peer_id[:12])
+        if link.refusal is not None:
+            raise LinkRefused(f"refused by the peer: {link.refusal.code}: {link.refusal.message}")
         return True
 
     def _register(self, link: Link) -> bool:
@@ -343,6 +358,7 @@ class Peering:
             else:
                 fresh.append((peer_id, event))
         admitted = self._admit(fresh)
+        self._hear_cut_reports(admitted)
         try:
             self.buffer.add(admitted, self.state.replica.vv)
         except BufferFull as exc:
@@ -352,6 +368,18 @@ class Peering:
         for held, other in self.buffer.conflicts:
             self._sequence_reused(held.body.origin, held.body.seq, other.id)
         self.buffer.conflicts.clear()
+
+    def _hear_cut_reports(self, events: list[SignedEvent]) -> None:
+        """Cut reports count as soon as their event is authentic, before it applies: a
+        report may causally follow the very events of the departed node that it lets in."""
+        heard = self.state.replica.heard_cuts
+        for event in events:
+            for key, value in event.body.writes.items():
+                if key.startswith("cut ") and isinstance(value, dict):
+                    _, member, reporter = key.split(" ")
+                    if reporter == event.body.origin and isinstance(value.get("seq"), int):
+                        heard.setdefault(member, {})[reporter] = value["seq"]
+                        self._recheck = True
 
     def _admit(self, events: list[tuple[str, SignedEvent]]) -> list[SignedEvent]:
         waiting = list(events)
@@ -390,9 +418,13 @@ class Peering:
                     arrived.append(self._ingest_receive.receive_nowait())
                 except trio.WouldBlock:
                     break
-            await self._screen(arrived)
+            await self._screen([(link, events) for link, events in arrived if link is not None])
+            if self._recheck:
+                self._recheck = False
+                self.buffer.add(self._held, self.state.replica.vv)
+                self._held = []
             await self._deliver()
-            for link in {link for link, _ in arrived}:
+            for link in {link for link, _ in arrived if link is not None}:
                 self._request_gaps(link)
 
     async def _deliver(self) -> None:
@@ -408,11 +440,17 @@ class Peering:
                     break
 
     async def _deliver_one_by_one(self, events: list[SignedEvent]) -> None:
-        """Find the refused unit; what follows it waits in the buffer again."""
+        """Find the refused unit; what follows it waits in the buffer again. A departed
+        member's event that must wait for cut reports is held apart (see ``_recheck``)."""
         pieces = list(units(events))
         for index, unit in enumerate(pieces):
             try:
                 await self.state.apply_remote(unit)
+            except EventWaits:
+                self._held.extend(unit)
+                rest = [e for later in pieces[index + 1 :] for e in later]
+                self.buffer.add(rest, self.state.replica.vv)
+                return
             except EventError as exc:
                 origin = unit[0].body.origin
                 self._reject("invalid", origin, str(exc))
@@ -433,6 +471,38 @@ class Peering:
         for link in self.links.values():
             link.wake()
         self._check_writes()
+        if any(k.startswith(("member ", "cut ")) for e in events for k in e.body.writes):
+            self._membership_changed.set()
+            if self._held:  # a report or a member change may decide what was held
+                self._recheck = True
+                self._ingest_send.send_nowait((None, []))
+
+    def _cut_reports(self, departed: list[str]) -> dict[str, JSONValue]:
+        vv = self.state.replica.vv
+        return {cut_key(node_id, self.me): {"seq": vv.get(node_id, 0)} for node_id in departed}
+
+    async def _report_cuts(self) -> None:
+        """Write this node's cut report for every member that left or was removed and has
+        none from this node yet (see ``protocol.membership``)."""
+        replica = self.state.replica
+        while True:
+            await self._membership_changed.wait()
+            self._membership_changed = trio.Event()
+            if not replica.is_member(self.me):
+                continue
+            due = [
+                node_id
+                for node_id, value in replica.registers.objects("member")
+                if value.get("status") in ("left", "removed")
+                and replica.registers.get(cut_key(node_id, self.me)) is None
+            ]
+            if due:
+                try:
+                    await self.state.write("member.cut", partial(self._cut_reports, due))
+                except WritesHeld as exc:
+                    log.warning("cut reports wait: %s", exc)
+                    self._membership_changed.set()
+                    await trio.sleep(self.timers.write_hold_ms / 1000)
 
     def _acked(self) -> None:
         self._acks.set()
