@@ -129,10 +129,14 @@ class Peering:
         return [m for m in self.state.replica.active_members() if m != self.me]
 
     async def _supervise(self, nursery: trio.Nursery) -> None:
-        """Dial every active member; close links to nodes that are no longer members."""
+        """Dial every active member; close links to nodes that are no longer members. A
+        node that left or was removed dials nobody, and keeps a link only until that peer
+        has acknowledged every event of its own (its departure included)."""
         while True:
-            # A node that left or was removed links to nobody.
-            members = set(self._other_members()) if self.state.replica.is_member(self.me) else set()
+            members = set(self._other_members())
+            if not self.state.replica.is_member(self.me):
+                mine = self.state.replica.vv.get(self.me, 0)
+                members = {m for m in members if self._view(m).acked.get(self.me, 0) < mine}
             for node_id in members - self._dialers:
                 self._dialers.add(node_id)
                 nursery.start_soon(self._dial_loop, node_id)
@@ -140,6 +144,9 @@ class Peering:
                 if node_id not in members:
                     link.close()
             await trio.sleep(self.timers.heartbeat_ms / 1000)
+
+    def _view(self, peer_id: str) -> PeerView:
+        return self.views.setdefault(peer_id, PeerView())
 
     async def _offer_roots(self) -> None:
         interval = self.timers.repair_interval_ms / 1000
@@ -183,7 +190,7 @@ class Peering:
         backoff_min = self.timers.backoff_min_ms / 1000
         backoff = backoff_min
         failures = 0
-        while self.state.replica.is_member(peer_id):
+        while self.state.replica.is_member(peer_id) and self.state.replica.is_member(self.me):
             link = self.links.get(peer_id)
             if link is not None:
                 await link.closed.wait()
@@ -251,7 +258,7 @@ class Peering:
             self._count(self.refused_links, error.code, peer_id, error.message)
             await stream.send([error])
             return False
-        view = self.views.setdefault(peer_id, PeerView())
+        view = self._view(peer_id)
         view.saw()
         view.acked = dict(hello.vv)  # what it has now: after a restore, less than it acked
         self._note_hello(hello)
