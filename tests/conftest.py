@@ -33,3 +33,16 @@ def cluster3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster5(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Five nodes formed by invites and joins, shared by the modules that stop, restore,
+    damage, remove or add nodes. They run in file order and each leaves at least three
+    nodes running and converged: recovery (adds a sixth), membership (one is removed and
+    one leaves), repair."""
+    cluster = Cluster.form(Path(tmp_path_factory.mktemp("cluster5")), 5)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -1,5 +1,6 @@
-"""Five real nodes: concurrent writes everywhere, a SIGKILLed node, a node restored from
-an older copy of its data directory, and a node that joins late."""
+"""Five real nodes (the shared ``cluster5``): concurrent writes everywhere, a SIGKILLed
+node, a node restored from an older copy of its data directory, and a node that joins
+late."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import random
 import shutil
 import signal
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,15 +18,10 @@ from tests.cluster import Cluster, join, node_id, poll
 ZONE = "five.test."
 
 
-@pytest.fixture(scope="module")
-def cluster5(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = Cluster.form(Path(tmp_path_factory.mktemp("cluster5")), 5)
-    with cluster.nodes[0].client() as api:
+@pytest.fixture(scope="module", autouse=True)
+def zone(cluster5: Cluster) -> None:
+    with cluster5.nodes[0].client() as api:
         api.post("/api/v1/zones", json={"name": ZONE, "ns": [f"ns1.{ZONE}"]}).raise_for_status()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def _put(cluster: Cluster, node: int, name: str, address: str) -> None:
