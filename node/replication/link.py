@@ -5,8 +5,9 @@ cancelled send breaks it). It sends in batches, read from the log by cursor (nev
 queued), in two kinds of round:
 
 - a quick round when events were applied here or the peer asked for something: this
-  node's own new events, and an acknowledgement only when the peer's own events were
-  applied (what ``?wait`` waits for);
+  node's own new events, with a PING after them when a local ``?wait`` waits for the
+  peer, and a PONG once the peer's events that its PING showed are applied here (so a
+  write that nobody waits for costs no acknowledgement until the next heartbeat);
 - a full round every heartbeat: everything else the peer lacks, relayed from other
   origins, and this node's vector (or a PING when there is nothing new).
 
@@ -111,6 +112,8 @@ class Link:
         self.sent: dict[str, int] = dict(view.acked)  # per origin: the peer has up to here
         self._wake = trio.Event()
         self._pong_due = False
+        self._ping_due = False
+        self._ack_at = 0  # PONG once the peer's own events up to here are applied
         self._acked_sent: dict[str, int] = {}
         # The first full round, at once, sends all that the peer's HELLO showed it lacks.
         self._relay_upto: dict[str, int] = dict(vv)
@@ -122,6 +125,15 @@ class Link:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def request_ack(self) -> None:
+        """Ask the peer to say as soon as it has applied what this node sent it."""
+        self._ping_due = True
+        self.wake()
+
+    @property
+    def ack_pending(self) -> bool:
+        return self._ack_at > 0
 
     def request_pull(self, pull: Pull, interval: float) -> None:
         """Ask the peer to resend an origin's events; at most once per ``interval``."""
@@ -191,7 +203,11 @@ class Link:
                         on_ack()
                     raise_to(self.sent, message.vv.items())
                     if isinstance(message, Ping):
-                        self._pong_due = True
+                        theirs = message.vv.get(self.peer_id, 0)
+                        if theirs > self._vv.get(self.peer_id, 0):
+                            self._ack_at = max(self._ack_at, theirs)  # once they apply
+                        else:
+                            self._pong_due = True
                         self.wake()
                 case Pull():
                     self.sent[message.origin] = min(self.sent.get(message.origin, 0), message.after)
@@ -247,13 +263,19 @@ class Link:
             messages: list[Message] = [*self._queued, *event_batches(events)]
             self._queued.clear()
             vv = dict(self._vv)
-            theirs = vv.get(self.peer_id, 0) != self._acked_sent.get(self.peer_id, 0)
-            if self._pong_due or theirs or (full and vv != self._acked_sent):
+            applied = 0 < self._ack_at <= vv.get(self.peer_id, 0)
+            if self._pong_due or applied or (full and vv != self._acked_sent):
                 messages.append(Pong(vv))
                 self._pong_due = False
                 self._acked_sent = vv
+                if applied:
+                    self._ack_at = 0
             elif full:
                 messages.append(Ping(vv))
+            if self._ping_due:
+                if not full or isinstance(messages[-1], Pong):
+                    messages.append(Ping(vv))
+                self._ping_due = False
             if full:
                 self._relay_upto = vv
                 next_full = trio.current_time() + heartbeat

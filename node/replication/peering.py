@@ -475,8 +475,10 @@ class Peering:
 
     def _on_applied(self, events: Sequence[SignedEvent]) -> None:
         self.log.remember(events)
+        own = any(e.body.origin == self.me for e in events)
         for link in self.links.values():
-            link.wake()
+            if own or link.ack_pending:
+                link.wake()
         self._check_writes()
         if any(k.startswith(("member ", "cut ")) for e in events for k in e.body.writes):
             self._membership_changed.set()
@@ -537,6 +539,9 @@ class Peering:
 
     async def wait_applied(self, origin: str, seq: int, nodes: int, timeout: float) -> int:
         """Wait until ``nodes`` nodes (this one included) applied (origin, seq)."""
+        for link in self.links.values():
+            if link.view.acked.get(origin, 0) < seq:
+                link.request_ack()
         with trio.move_on_after(timeout):
             while (count := self.applied_count(origin, seq)) < nodes:
                 await self._acks.wait()

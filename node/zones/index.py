@@ -134,6 +134,8 @@ class Zone:
         self.origin = origin
         self._rrsets: dict[dns.name.Name, dict[dns.rdatatype.RdataType, dns.rrset.RRset]] = {}
         self._below: dict[dns.name.Name, int] = {}
+        self._rrset_total = 0  # kept as RRsets come and go: counting is per API answer
+        self._record_total = 0
         self.version = 0
         self._hooks: _Hooks | None = None
 
@@ -180,6 +182,8 @@ class Zone:
             existence = ((rrset.name, Facet.NODE), *self._count(rrset.name, +1))
         old = node.get(rrset.rdtype)
         node[rrset.rdtype] = rrset
+        self._rrset_total += old is None
+        self._record_total += len(rrset) - (0 if old is None else len(old))
         self.version += 1
         if self._hooks is not None:
             self._hooks.rrset_changed(Change(self, rrset.name, rrset.rdtype, old, rrset, existence))
@@ -189,6 +193,8 @@ class Zone:
         if node is None or rdtype not in node:
             return
         old = node.pop(rdtype)
+        self._rrset_total -= 1
+        self._record_total -= len(old)
         existence: tuple[Read, ...] = ()
         if not node:
             del self._rrsets[name]
@@ -215,9 +221,10 @@ class Zone:
     def _up_to_origin(self, name: dns.name.Name) -> Iterator[dns.name.Name]:
         # Counting labels instead of comparing names, and ending on the origin object
         # itself (dict lookups short-cut on identity), keeps big loads fast.
-        for _ in range(len(name) - len(self.origin)):
+        for remaining in range(len(name) - len(self.origin), 0, -1):
             yield name
-            name = name.parent()
+            if remaining > 1:
+                name = name.parent()
         yield self.origin
 
     def names(self) -> list[dns.name.Name]:
@@ -232,10 +239,10 @@ class Zone:
                 yield node[rdtype]
 
     def rrset_count(self) -> int:
-        return sum(len(node) for node in self._rrsets.values())
+        return self._rrset_total
 
     def record_count(self) -> int:
-        return sum(len(r) for node in self._rrsets.values() for r in node.values())
+        return self._record_total
 
 
 class ZoneTable:

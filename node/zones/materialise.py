@@ -29,6 +29,8 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.SOA
+import dns.rdtypes.IN.A
+import dns.rdtypes.IN.AAAA
 import dns.rrset
 
 from node.registers import Register, Registers
@@ -37,6 +39,10 @@ from protocol.canonical import JSONValue
 from protocol.statekeys import StateKey, StateKeyError, parse_key
 
 SERIAL_MODULUS = 1 << 32
+_DIRECT: dict[dns.rdatatype.RdataType, Callable[..., dns.rdata.Rdata]] = {
+    dns.rdatatype.A: dns.rdtypes.IN.A.A,
+    dns.rdatatype.AAAA: dns.rdtypes.IN.AAAA.AAAA,
+}
 log = logging.getLogger("peer53.zones")
 _NOT_BESIDE_CNAME_EXEMPT = frozenset({dns.rdatatype.CNAME, dns.rdatatype.RRSIG, dns.rdatatype.NSEC})
 
@@ -288,6 +294,9 @@ class Materialiser:
         if known is not None:
             return known
         try:
+            direct = _DIRECT.get(rdtype)
+            if direct is not None:  # an address needs no tokenizer: a third of the cost
+                return direct(dns.rdataclass.IN, rdtype, text)
             return dns.rdata.from_text(dns.rdataclass.IN, rdtype, text)
         except dns.exception.DNSException as exc:
             log.warning("not serving %s rdata %r: %s", dns.rdatatype.to_text(rdtype), text, exc)

@@ -1,0 +1,37 @@
+"""The in-memory zone: counts kept as RRsets come and go match a full recount."""
+
+import random
+
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node.zones.index import Zone
+
+ORIGIN = dns.name.from_text("count.test.")
+TYPES = (dns.rdatatype.A, dns.rdatatype.TXT)
+
+
+def _rrset(owner: int, rdtype: dns.rdatatype.RdataType, size: int) -> dns.rrset.RRset:
+    name = dns.name.from_text(f"n{owner}.sub", ORIGIN)
+    texts = [f"192.0.2.{i}" if rdtype == dns.rdatatype.A else f'"t{i}"' for i in range(size)]
+    return dns.rrset.from_text_list(name, 60, dns.rdataclass.IN, rdtype, texts)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2**32))
+def test_counts_follow_puts_and_removes(seed: int) -> None:
+    rng = random.Random(seed)
+    zone = Zone(ORIGIN)
+    for _ in range(60):
+        owner, rdtype = rng.randrange(6), rng.choice(TYPES)
+        if rng.random() < 0.3:
+            zone.remove(dns.name.from_text(f"n{owner}.sub", ORIGIN), rdtype)
+        else:
+            zone.put(_rrset(owner, rdtype, rng.randrange(0, 4)))  # 0 records: a removal
+        rrsets = list(zone.rrsets())
+        assert zone.rrset_count() == len(rrsets)
+        assert zone.record_count() == sum(len(r) for r in rrsets)
