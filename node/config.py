@@ -18,6 +18,7 @@ from node import __version__
 from protocol.events import NODE_ID_RE
 
 CONFIG_FILE = "peer53.toml"
+LISTEN_FILE = "listen.json"  # the addresses a running node really bound
 
 
 class ConfigError(ValueError):

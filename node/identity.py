@@ -23,8 +23,9 @@ from protocol.events import node_id_of
 
 CA_VALIDITY = datetime.timedelta(days=3650)
 NODE_VALIDITY = datetime.timedelta(days=825)
-# Certificates start an hour in the past so that a peer whose clock runs behind accepts them.
-BACKDATE = datetime.timedelta(hours=1)
+# Certificates start a day in the past so that a peer whose clock runs hours behind (a
+# skewed or unsynchronised host) still accepts a certificate made just now.
+BACKDATE = datetime.timedelta(days=1)
 
 
 def write_private(path: Path, data: bytes) -> None:

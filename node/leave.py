@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from node.bootstrap import ADMIN_TOKEN_FILE
-from node.runtime import LISTEN_FILE
+from node.config import LISTEN_FILE
 
 
 class LeaveError(RuntimeError):

@@ -20,7 +20,7 @@ import trio
 from node.api.app import create_app
 from node.api.http_server import serve_http
 from node.api.metrics import MetricsSources
-from node.config import Address, NodeConfig
+from node.config import LISTEN_FILE, Address, NodeConfig
 from node.dns.cache import AnswerCache
 from node.dns.query import AnswerConfig, ServerIdentity
 from node.dns.server import ListenerStats, TcpServer, bind_udp, serve_udp
@@ -30,7 +30,6 @@ from protocol.canonical import JSONValue
 from protocol.statekeys import member_key
 
 log = logging.getLogger("peer53")
-LISTEN_FILE = "listen.json"
 
 
 class ListenError(OSError):

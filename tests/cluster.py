@@ -9,12 +9,9 @@ short so that tests wait little; every wait polls with a deadline.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import sqlite3
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -23,6 +20,7 @@ from typing import Any
 import dns.message
 import dns.rrset
 
+from tests.faultproxy import LinkProxy
 from tests.nodeproc import BIN, NodeProcess, peer53
 
 FAST_TIMERS = """
@@ -57,76 +55,6 @@ def ctl(node: NodeProcess, *args: str, check: bool = True) -> subprocess.Complet
 def join_args(token: str, data_dir: Path, name: str) -> list[str]:
     listen = ["--dns", "127.0.0.1:0", "--api", "127.0.0.1:0", "--peer", "127.0.0.1:0"]
     return ["join", token, "--data-dir", str(data_dir), "--name", name, *listen]
-
-
-class LinkProxy:
-    """A TCP forwarder on 127.0.0.1 that a test can cut and heal."""
-
-    def __init__(self, target: Callable[[], tuple[str, int]]) -> None:
-        self.target = target
-        self.blocked = False
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self._server.getsockname()[1])
-        self._lock = threading.Lock()
-        self._open: set[socket.socket] = set()
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._server.accept()
-            except OSError:
-                return
-            if self.blocked:
-                client.close()
-                continue
-            try:
-                upstream = socket.create_connection(self.target(), timeout=2)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self._lock:  # a cut() that came meanwhile must cover this connection too
-                if self.blocked:
-                    client.close()
-                    upstream.close()
-                    continue
-                self._open.update((client, upstream))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                self._drop(s)
-
-    def _drop(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._open.discard(sock)
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-        sock.close()
-
-    def cut(self) -> None:
-        with self._lock:
-            self.blocked = True
-            live = list(self._open)
-        for sock in live:
-            self._drop(sock)
-
-    def heal(self) -> None:
-        self.blocked = False
-
-    def close(self) -> None:
-        self._closed = True
-        self.cut()
-        self._server.close()
 
 
 class Cluster:

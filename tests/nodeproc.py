@@ -6,6 +6,7 @@ deadline, and every process started is stopped by the fixture that started it.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import signal
@@ -55,15 +56,27 @@ class NodeProcess:
         )
         return cls(data_dir, result.stdout.strip().splitlines()[-1])
 
-    def start(self) -> NodeProcess:
+    def start(self, clock_offset: str | None = None) -> NodeProcess:
+        """Run the node; with ``clock_offset`` (e.g. "-1h") its wall clock is skewed by
+        libfaketime, while its monotonic clock (trio's timers) stays true."""
         listen = self.data_dir / "listen.json"
         listen.unlink(missing_ok=True)
+        command = [str(BIN / "peer53"), "run", "--data-dir", str(self.data_dir)]
+        env = None
+        if clock_offset is not None:
+            # Preloaded into the node itself (not the faketime wrapper, which would stand
+            # between the test and the node's signals).
+            found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
+            if not found:
+                raise RuntimeError("libfaketime is not installed: run ./scripts/setup")
+            env = {
+                **os.environ,
+                "LD_PRELOAD": found[0],
+                "FAKETIME": clock_offset,
+                "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+            }
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [str(BIN / "peer53"), "run", "--data-dir", str(self.data_dir)],
-                stdout=log,
-                stderr=log,
-            )
+            self.proc = subprocess.Popen(command, stdout=log, stderr=log, env=env)
         deadline = time.monotonic() + START_DEADLINE
         while not listen.exists():
             if self.proc.poll() is not None:
