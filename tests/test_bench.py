@@ -206,8 +206,20 @@ def test_tiny_bench_reports_every_server_and_mode(tmp_path: Path) -> None:
         assert isinstance(ratio["first target"], bool)
     replication = {figure["key"]: figure for figure in found["replication"]}
     assert set(replication) == PROPAGATION_KEYS | THROUGHPUT_KEYS
-    assert replication["propagation.n3.writes"]["value"] == 10
-    assert replication["throughput.n3.applied"]["value"] == 100
+    value = {key: figure["value"] for key, figure in replication.items()}
+    assert value["propagation.n3.writes"] == 10
+    assert 0 < value["propagation.n3.p50"] <= value["propagation.n3.p99"]
+    assert value["propagation.n3.p99"] <= value["propagation.n3.max"]
+    assert 0 < value["propagation.n3.rate"] <= 100.0 * 1.01
+    assert value["throughput.n3.sent"] == value["throughput.n3.applied"] == 100
+    assert value["throughput.n3.events"] >= 100 / 40
+    applied, accepted = (
+        value[f"throughput.n3.{key}_per_second"] for key in ("applied", "accepted")
+    )
+    assert 0 < applied <= accepted
+    assert applied == pytest.approx(100 / value["throughput.n3.seconds"], rel=0.02)
+    assert {replication[k]["unit"] for k in ("propagation.n3.p50", "propagation.n3.max")} == {"ms"}
+    assert "3 nodes up, converged" in errors.read_text()
     for figure in found["replication"]:
         assert figure["value"] > 0 and figure["unit"], figure
         assert f"  {figure['name']}: {figure['value']:g} {figure['unit']}" in report, report
@@ -266,42 +278,6 @@ def test_replication_plan_forms_the_clusters_it_needs(tmp_path: Path) -> None:
     )
     with pytest.raises(SystemExit):
         parser.parse_args(["--replication-sizes", "1,3"])
-
-
-@pytest.mark.integration
-def test_replication_figures_from_a_tiny_cluster(tmp_path: Path) -> None:
-    messages: list[str] = []
-    plan = ReplicationPlan(
-        sizes=(3,),
-        writes=20,
-        rate=100.0,
-        changes=300,
-        batch=50,
-        clients=3,
-        progress=messages.append,
-    )
-    started = time.monotonic()
-    figures = {figure.key: figure for figure in measure(tmp_path, build_workload(), plan)}
-    elapsed = time.monotonic() - started
-    assert set(figures) == PROPAGATION_KEYS | THROUGHPUT_KEYS
-    value = {key: figure.value for key, figure in figures.items()}
-    assert 0 < value["propagation.n3.p50"] <= value["propagation.n3.p99"]
-    assert value["propagation.n3.p99"] <= value["propagation.n3.max"] < elapsed * 1000
-    assert value["propagation.n3.writes"] == 20
-    assert 0 < value["propagation.n3.rate"] <= 100.0 * 1.01
-    assert value["throughput.n3.sent"] == value["throughput.n3.applied"] == 300
-    assert value["throughput.n3.events"] >= 300 / 50
-    applied, accepted = (
-        value[f"throughput.n3.{key}_per_second"] for key in ("applied", "accepted")
-    )
-    assert 0 < applied <= accepted
-    seconds = value["throughput.n3.seconds"]
-    assert 0 < seconds < elapsed
-    assert applied == pytest.approx(300 / seconds, rel=0.02)
-    assert {figures[key].unit for key in ("propagation.n3.p50", "propagation.n3.max")} == {"ms"}
-    assert figures["throughput.n3.applied_per_second"].unit == "changes/s"
-    assert any("3 nodes up, converged" in message for message in messages), messages
-    assert not _processes_under(tmp_path)
 
 
 def _processes_under(directory: Path) -> list[str]:

@@ -40,9 +40,3 @@ def test_100k_record_zone_imports_in_one_request(tmp_path: Path) -> None:
         assert listed["records"] == RECORDS
     finally:
         assert node.stop() == 0
-    node.start()  # and it all comes back after a restart
-    try:
-        again = node.query(dns.message.make_query("h0.large.test.", "A"))
-        assert again.answer[0][0].to_text() == "10.0.0.0"
-    finally:
-        node.stop()
