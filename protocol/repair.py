@@ -120,13 +120,18 @@ class RepairRound:
         ]
         return self._requests(messages, self._wave), diff
 
-    def fetch(self, keys: Iterable[str]) -> list[Message]:
-        """FETCH requests for the peer's events behind ``keys``, found by the last answer."""
+    def fetch(self, keys: Iterable[str], barrier: bool = False) -> list[Message]:
+        """FETCH requests for the peer's events behind ``keys``, found by the last answer.
+        With ``barrier`` (the caller pushed events just before), an empty FETCH goes even
+        when nothing is wanted: its answer comes after the peer applied the pushes, so a
+        round ends only once both sides are repaired."""
         wanted = sorted(keys)
         self.fetched.update(wanted)
         messages: list[Message] = [
             Fetch(self.round_id, chunk) for chunk in _chunks(wanted, MAX_KEYS_PER_MESSAGE)
         ]
+        if barrier and not messages:
+            messages.append(Fetch(self.round_id, []))
         return self._requests(messages, self._wave)
 
     def on_fetched(self) -> None:

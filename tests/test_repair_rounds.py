@@ -94,3 +94,15 @@ def test_a_round_finds_exactly_the_differing_keys(data: st.DataObject) -> None:
     assert state.differing == expected
     assert pushed == {k for k in expected if a.get(k) is not None}
     assert state.fetched == {k for k in expected if b.get(k) is not None}
+
+
+def test_a_push_without_a_fetch_still_waits_for_an_answer() -> None:
+    state = RepairRound(7)
+    state.begin()
+    _, diff = state.on_nodes(MerkleTree(), {"": describe(MerkleTree(), "")})
+    assert not diff.push and not diff.fetch
+    assert state.fetch([]) == []
+    barrier = state.fetch([], barrier=True)
+    assert barrier == [Fetch(7, [])] and not state.done
+    state.on_fetched()
+    assert state.done

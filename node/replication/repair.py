@@ -139,8 +139,9 @@ class Repairer:
                 if answered is not None:
                     requests, diff = answered.on_nodes(tree, message.nodes)
                     own = await self._own(link, diff.push, keep=diff.fetch)
-                    fetch = answered.fetch(diff.fetch - own.keys())
-                    link.send_soon([*requests, *fetch, *self._pack(link, 0, own)])
+                    pushes = list(self._pack(link, 0, own))
+                    fetch = answered.fetch(diff.fetch - own.keys(), barrier=bool(pushes))
+                    link.send_soon([*requests, *pushes, *fetch])
             case Fetch():
                 own = await self._own(link, set(message.keys))
                 link.send_soon(list(self._pack(link, message.round, own)))
