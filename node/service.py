@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -136,9 +137,21 @@ class NodeState:
             self._applied(events)
             return events
 
-    def _prepare_remote(self, events: Sequence[SignedEvent]) -> tuple[Prepared, Generations]:
-        prepared = self.replica.prepare(events, verified=True)
-        return prepared, self.replica.commit(prepared)
+    async def _commit_locked(self, writes: int, prepare: Callable[[], Prepared]) -> Prepared:
+        """Prepare and commit, then apply; the caller holds the write lock. Small changes
+        commit on the trio thread: a worker thread's hand-off costs more than such a commit
+        (about 0.4 ms with its fsync)."""
+
+        def run() -> tuple[Prepared, Generations]:
+            prepared = prepare()
+            return prepared, self.replica.commit(prepared)
+
+        if writes <= INLINE_WRITES:
+            prepared, generations = run()
+        else:
+            prepared, generations = await trio.to_thread.run_sync(run)
+        self.replica.finish(prepared, generations)
+        return prepared
 
     async def apply_remote(self, events: Sequence[SignedEvent]) -> None:
         """Apply events from peers, all or none; EventError names the first refused one.
@@ -148,31 +161,22 @@ class NodeState:
         orders after them even when this node's wall clock runs behind.
         """
         async with self._lock:
-            if sum(len(e.body.writes) for e in events) <= INLINE_WRITES:
-                prepared, generations = self._prepare_remote(events)
-            else:
-                prepared, generations = await trio.to_thread.run_sync(self._prepare_remote, events)
-            self.replica.finish(prepared, generations)
+            await self._commit_locked(
+                sum(len(e.body.writes) for e in events),
+                partial(self.replica.prepare, events, verified=True),
+            )
             newest = max(e.body.hlc for e in events)
             self.writer.last_hlc = hlc_observe(self.writer.last_hlc, newest, self.writer.clock())
         self._applied(events)
         await trio.lowlevel.checkpoint()  # an inline commit yields only here, once applied
 
-    def _repair(
-        self, found: Mapping[str, Register], damaged: set[str]
-    ) -> tuple[Prepared, Generations]:
-        prepared = self.replica.prepare_repair(found, damaged)
-        return prepared, self.replica.commit(prepared)
-
     async def repair(self, found: Mapping[str, Register], damaged: set[str]) -> int:
         """Apply what anti-entropy found (see ``Replica.prepare_repair``); how many keys
         changed here."""
         async with self._lock:
-            if len(found) + len(damaged) <= INLINE_WRITES:
-                prepared, generations = self._repair(found, damaged)
-            else:
-                prepared, generations = await trio.to_thread.run_sync(self._repair, found, damaged)
-            self.replica.finish(prepared, generations)
+            prepared = await self._commit_locked(
+                len(found) + len(damaged), partial(self.replica.prepare_repair, found, damaged)
+            )
         return len(prepared.plan.changes) + len(prepared.dead)
 
     def close(self) -> None:

@@ -67,7 +67,11 @@ def _op(
     return op
 
 
-_ZONE_PARAM = {"name": "zone", "in": "path", "required": True, "schema": {"type": "string"}}
+def _path_param(name: str) -> Doc:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+_ZONE_PARAM = _path_param("zone")
 _NAME_PARAM = {
     "name": "name",
     "in": "path",
@@ -75,8 +79,8 @@ _NAME_PARAM = {
     "description": "Owner name: relative to the zone, '@' for the apex, or absolute with a dot",
     "schema": {"type": "string"},
 }
-_TYPE_PARAM = {"name": "type", "in": "path", "required": True, "schema": {"type": "string"}}
-_TOKEN_PARAM = {"name": "token_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_TYPE_PARAM = _path_param("type")
+_TOKEN_PARAM = _path_param("token_id")
 _IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"}}
 _FORCED = {
     "parameters": [_IF_MATCH, {"name": "force", "in": "query", "schema": {"type": "boolean"}}]
@@ -510,9 +514,7 @@ def openapi_document() -> Doc:
             ),
         },
         "/api/v1/invites/{jti}": {
-            "parameters": [
-                {"name": "jti", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
+            "parameters": [_path_param("jti")],
             "get": _op(
                 "One invite", _ok("The invite", _ref("Invite")) | _errors("401", "403", "404")
             ),
@@ -539,9 +541,7 @@ def openapi_document() -> Doc:
             ),
         },
         "/api/v1/members/{node_id}": {
-            "parameters": [
-                {"name": "node_id", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
+            "parameters": [_path_param("node_id")],
             "get": _op(
                 "One member", _ok("The member", _ref("MemberRecord")) | _errors("401", "403", "404")
             ),

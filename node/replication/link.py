@@ -264,17 +264,15 @@ class Link:
             self._queued.clear()
             vv = dict(self._vv)
             applied = 0 < self._ack_at <= vv.get(self.peer_id, 0)
-            if self._pong_due or applied or (full and vv != self._acked_sent):
+            pong = self._pong_due or applied or (full and vv != self._acked_sent)
+            if pong:
                 messages.append(Pong(vv))
                 self._pong_due = False
                 self._acked_sent = vv
                 if applied:
                     self._ack_at = 0
-            elif full:
+            if self._ping_due or (full and not pong):
                 messages.append(Ping(vv))
-            if self._ping_due:
-                if not full or isinstance(messages[-1], Pong):
-                    messages.append(Ping(vv))
                 self._ping_due = False
             if full:
                 self._relay_upto = vv
