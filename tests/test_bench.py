@@ -217,7 +217,8 @@ def test_tiny_bench_reports_every_server_and_mode(tmp_path: Path) -> None:
         value[f"throughput.n3.{key}_per_second"] for key in ("applied", "accepted")
     )
     assert 0 < applied <= accepted
-    assert applied == pytest.approx(100 / value["throughput.n3.seconds"], rel=0.02)
+    seconds = value["throughput.n3.seconds"]  # rounded to 0.01 s in the JSON
+    assert 100 / (seconds + 0.005) <= applied <= 100 / max(seconds - 0.005, 0.001)
     assert {replication[k]["unit"] for k in ("propagation.n3.p50", "propagation.n3.max")} == {"ms"}
     assert "3 nodes up, converged" in errors.read_text()
     for figure in found["replication"]:
