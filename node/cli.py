@@ -86,7 +86,7 @@ def _join(args: argparse.Namespace) -> int:
     joined = join_cluster(args.token, args.data_dir, config)
     print(
         f"joined cluster {joined.cluster_name!r} ({joined.cluster_id}) as {config.name!r}, "
-        f"node id {joined.node_id}; {joined.members} members, {joined.events} events copied",
+        f"node id {joined.node_id}; {joined.members} members, {joined.keys} state keys copied",
         file=sys.stderr,
     )
     print(f"start it with: peer53 run --data-dir {args.data_dir}", file=sys.stderr)

@@ -88,6 +88,14 @@ class PeeringConfig:
     connect_timeout_ms: int = 5000  # TCP connect plus TLS handshake plus HELLO
     write_hold_ms: int = 5000  # at start, local writes wait this long for a peer's HELLO
     repair_interval_ms: int = 30000  # Merkle roots are compared this often per pair
+    compact_interval_ms: int = 60000  # log truncation and tombstone purging run this often
+    # A member unheard of this long no longer holds back compaction; it resyncs from a
+    # snapshot when it returns.
+    stale_after_ms: int = 7 * 24 * 3600 * 1000
+
+
+# Upper bounds of the peering timers; the rest may be up to 10 minutes.
+_LONG_TIMERS = {"stale_after_ms": 366 * 24 * 3600 * 1000}
 
 
 @dataclass(frozen=True)
@@ -178,8 +186,9 @@ def validate(config: NodeConfig) -> NodeConfig:
     if len(config.dns.nsid.encode()) > 128:
         raise ConfigError("[dns] nsid must be at most 128 bytes")
     for timer in fields(PeeringConfig):
-        if not 10 <= getattr(config.peering, timer.name) <= 600_000:
-            raise ConfigError(f"[peering] {timer.name} must be 10-600000 milliseconds")
+        top = _LONG_TIMERS.get(timer.name, 600_000)
+        if not 10 <= getattr(config.peering, timer.name) <= top:
+            raise ConfigError(f"[peering] {timer.name} must be 10-{top} milliseconds")
     if config.peering.dead_after_ms <= config.peering.heartbeat_ms:
         raise ConfigError("[peering] dead_after_ms must be longer than heartbeat_ms")
     if config.peering.backoff_max_ms < config.peering.backoff_min_ms:

@@ -4,8 +4,8 @@ Order matters for trust: the joiner connects without a client certificate, check
 the issuer sends against the invite's pin and the issuer's TLS leaf against that CA, and
 only then sends the token, its new public key and a signature proving it holds the
 private key (which never leaves this machine). It receives its certificate, the CA key,
-the member list and every event, applies them, and only then writes the data directory:
-a failed join leaves nothing behind.
+the member list and a snapshot of the state, checks and installs it, and only then writes
+the data directory: a failed join leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from node.bootstrap import refuse_existing
 from node.config import CONFIG_FILE, NodeConfig, parse_address, validate, write_config
 from node.identity import ClusterCA, IdentityFiles, ca_pin
 from node.replica import Replica
-from node.replication.delivery import APPLY_CHUNK, CausalBuffer, whole_chunks
 from node.replication.tls import (
     PeerCertificateError,
     check_issued_by,
@@ -35,20 +34,20 @@ from node.replication.tls import (
 from node.replication.wire import LinkClosed, MessageStream
 from node.service import DB_FILE
 from node.store.database import SCHEMA_VERSION, Database
-from protocol.events import EventError, SignedEvent, node_id_of
+from protocol.events import node_id_of
 from protocol.frames import FrameError
 from protocol.invites import Invite, InviteError, read_invite
 from protocol.peer import (
     Error,
-    Events,
     Join,
     JoinCa,
-    JoinEnd,
     JoinOk,
     Message,
     MessageError,
+    Snapshot,
     join_proof_bytes,
 )
+from protocol.snapshot import SnapshotError, SnapshotReader
 
 CONNECT_TIMEOUT = 10.0
 EXCHANGE_TIMEOUT = 600.0  # a large snapshot takes a while
@@ -64,15 +63,14 @@ class Joined:
     cluster_id: str
     cluster_name: str
     members: int
-    events: int
+    keys: int
 
 
 @dataclass(frozen=True)
 class Welcome:
     ca_pem: str
     ok: JoinOk
-    events: list[SignedEvent]
-    vv: dict[str, int]
+    snapshot: SnapshotReader
 
 
 def _expect(message: Message, kind: type[Message], what: str) -> None:
@@ -129,18 +127,21 @@ async def _exchange(invite: Invite, key: nacl.signing.SigningKey, config: NodeCo
             ok = await stream.receive()
             _expect(ok, JoinOk, "JOIN_OK")
             assert isinstance(ok, JoinOk)
-            events: list[SignedEvent] = []
-            while not isinstance(message := await stream.receive(), JoinEnd):
-                _expect(message, Events, "EVENTS")
-                assert isinstance(message, Events)
-                events.extend(message.events)
-            return Welcome(first.ca_pem, ok, events, message.vv)
+            snapshot = SnapshotReader(ok.cluster)
+            while True:
+                message = await stream.receive()
+                _expect(message, Snapshot, "SNAPSHOT")
+                assert isinstance(message, Snapshot)
+                if snapshot.add(message):
+                    return Welcome(first.ca_pem, ok, snapshot)
     except trio.TooSlowError:
         raise JoinError("the issuer stopped answering during the join") from None
     except (LinkClosed, trio.BrokenResourceError) as exc:
         raise JoinError(f"the issuer closed the connection: {exc}") from None
     except (MessageError, FrameError) as exc:
         raise JoinError(f"the issuer broke the protocol: {exc}") from None
+    except SnapshotError as exc:
+        raise JoinError(f"the issuer sent a snapshot this node refuses: {exc}") from None
     finally:
         await stream.aclose()
 
@@ -177,7 +178,9 @@ def _install(
     except BaseException:
         _remove_partial(data_dir, created)
         raise
-    return Joined(node_id, ok.cluster, ok.cluster_name, len(ok.members), len(welcome.events))
+    return Joined(
+        node_id, ok.cluster, ok.cluster_name, len(ok.members), len(welcome.snapshot.entries)
+    )
 
 
 def _load_snapshot(path: Path, node_id: str, cluster_id: str, welcome: Welcome) -> None:
@@ -187,15 +190,13 @@ def _load_snapshot(path: Path, node_id: str, cluster_id: str, welcome: Welcome) 
             {"node_id": node_id, "cluster_id": cluster_id, "schema_version": str(SCHEMA_VERSION)}
         )
         replica = Replica(db, cluster_id)
-        buffer = CausalBuffer(max_pending=len(welcome.events) + 1)
-        buffer.add(welcome.events, {})
+        snapshot = welcome.snapshot
+        assert snapshot.vv is not None  # set by its first message
         try:
-            for chunk in whole_chunks(buffer.ready({}), APPLY_CHUNK):
-                replica.apply(chunk)
-        except EventError as exc:
-            raise JoinError(f"the snapshot holds an event this node refuses: {exc}") from None
-        if replica.vv != welcome.vv:
-            raise JoinError("the snapshot is incomplete: it does not reach the issuer's vector")
+            prepared = replica.prepare_install(snapshot.vv, snapshot.entries)
+        except SnapshotError as exc:
+            raise JoinError(f"the issuer sent a snapshot this node refuses: {exc}") from None
+        replica.finish(prepared, replica.commit(prepared))
     finally:
         db.close()
 

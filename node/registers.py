@@ -95,6 +95,7 @@ class Registers:
         self._regs: dict[str, Register] = {}
         # Keys of the few cluster objects, so listing them never scans every record.
         self._object_keys: dict[str, set[str]] = {kind: set() for kind in OBJECT_KINDS}
+        self.tombstones: set[str] = set()  # so purging them never scans every record
         self.conflicts = 0
         self.merkle = MerkleTree()
 
@@ -120,16 +121,29 @@ class Registers:
             if isinstance(value, dict):
                 yield key[len(prefix) :], value
 
-    def _index(self, key: str) -> None:
+    def _index(self, key: str, reg: Register) -> None:
         kind = _object_kind(key)
         if kind is not None:
             self._object_keys[kind].add(key)
+        if reg.value is None:
+            self.tombstones.add(key)
+        else:
+            self.tombstones.discard(key)
 
     def load(self, rows: Iterable[tuple[str, Register]]) -> None:
         for key, reg in rows:
             self._regs[key] = reg
-            self._index(key)
+            self._index(key, reg)
             self.merkle.set(key, reg.digest())
+
+    def stable_tombstones(self, stable: Mapping[str, int]) -> set[str]:
+        """Tombstones written by events at or below ``stable`` (see
+        ``protocol.compaction``)."""
+        return {
+            key
+            for key in self.tombstones
+            if self._regs[key].seq <= stable.get(self._regs[key].origin, 0)
+        }
 
     def plan(self, events: Sequence[SignedEvent]) -> Plan:
         changes: dict[str, Register] = {}
@@ -148,7 +162,7 @@ class Registers:
     def commit(self, plan: Plan) -> None:
         self._regs.update(plan.changes)
         for key, reg in plan.changes.items():
-            self._index(key)
+            self._index(key, reg)
             self.merkle.set(key, reg.digest())
         self.conflicts += plan.conflicts
 
@@ -158,6 +172,7 @@ class Registers:
             kind = _object_kind(key)
             if kind is not None:
                 self._object_keys[kind].discard(key)
+            self.tombstones.discard(key)
             self.merkle.set(key, None)
 
 

@@ -9,16 +9,22 @@ the commit fails nothing in memory has moved, so a failed write leaves no trace.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from node.registers import Plan, Register, Registers, wins
-from node.store.database import Database
+from node.replication.delivery import CausalBuffer, units
+from node.store.database import Database, Install
 from node.zones.index import ZoneTable
 from node.zones.materialise import Generations, Materialiser
+from protocol.compaction import covers
 from protocol.events import EventError, SignedEvent, verify_signature
 from protocol.membership import Verdict, departed_event
+from protocol.snapshot import SnapshotError
 from protocol.statekeys import StateKeyError, check_write, member_key
+
+log = logging.getLogger("peer53.replica")
 
 
 class EventWaits(EventError):
@@ -31,6 +37,8 @@ class Prepared:
     events: Sequence[SignedEvent]
     plan: Plan
     dead: set[str]
+    install: Install | None = None  # a snapshot: its vector replaces this node's
+    purged: frozenset[str] = frozenset()  # stable tombstones dropped
 
 
 class Replica:
@@ -41,15 +49,36 @@ class Replica:
         self.zones = ZoneTable()
         self.materialiser = Materialiser(self.registers, self.zones)
         self.vv: dict[str, int] = {}
+        self.compacted: dict[str, int] = {}  # the log was truncated up to here
         self.rejected = 0
         # Cut reports from authentic events not applied yet: member -> reporter -> seq.
         self.heard_cuts: dict[str, dict[str, int]] = {}
 
     def load(self) -> None:
-        """Rebuild memory from SQLite at start-up."""
+        """Rebuild memory from SQLite at start-up, and apply any logged events a snapshot
+        did not cover (an install stopped between its two commits)."""
         self.registers.load(self.db.registers())
-        self.vv = self.db.version_vector()
+        self.vv.update(self.db.version_vector())
+        self.compacted.update(self.db.compacted())
         self.materialiser.rebuild()
+        for unit in units(self.replayable()):
+            try:
+                self.apply(unit)
+            except EventError as exc:
+                log.warning("a logged event does not apply again: %s", exc)
+        self.forget_unapplied()
+
+    def replayable(self) -> list[SignedEvent]:
+        """Logged events beyond the vector, in an order they apply in."""
+        events = self.db.unapplied()
+        buffer = CausalBuffer(max_pending=len(events) + 1)
+        buffer.add(events, self.vv)
+        return buffer.ready(self.vv)
+
+    def forget_unapplied(self) -> None:
+        gone = self.db.forget_unapplied()
+        if gone:
+            log.warning("%d logged events could not be applied again and were dropped", gone)
 
     def active_members(self) -> list[str]:
         return [i for i, v in self.registers.objects("member") if v.get("status") == "active"]
@@ -172,17 +201,52 @@ class Replica:
         drop = {k for k in damaged - changes.keys() if self.registers.get(k) is not None}
         return Prepared([], Plan(live, 0), dead | drop)
 
+    def prepare_install(
+        self, vv: Mapping[str, int], entries: Mapping[str, SignedEvent]
+    ) -> Prepared:
+        """A snapshot (``protocol.snapshot``) as a change: every register it holds, every
+        other key dropped, and its vector in place of this node's. SnapshotError if it
+        would lose events this node applied and can no longer replay: its log was
+        truncated past the snapshot's vector."""
+        if not covers(vv, self.compacted):
+            raise SnapshotError("the snapshot is older than this node's compacted log")
+        registers = {key: Register.written(e.body.writes[key], e) for key, e in entries.items()}
+        for origin in {e.body.origin for e in entries.values()}:
+            if member_key(origin) not in registers:
+                raise SnapshotError(f"the snapshot holds events of {origin[:12]}, not a member")
+        changes = {k: r for k, r in registers.items() if self.registers.get(k) != r}
+        dropped = {k for k, _ in self.registers.items() if k not in registers}
+        events = list({e.id: e for e in entries.values()}.values())
+        return Prepared(events, Plan(changes, 0), dropped, Install(dict(vv)))
+
+    def prepare_purge(self, stable: Mapping[str, int]) -> Prepared:
+        """Drop the tombstones that are causally stable (see ``protocol.compaction``)."""
+        return Prepared(
+            [], Plan({}, 0), set(), None, frozenset(self.registers.stable_tombstones(stable))
+        )
+
     def commit(self, prepared: Prepared) -> Generations:
         """The durable step, plus building any zone started anew; runs in a worker thread."""
-        self.db.commit(prepared.events, prepared.plan.changes, prepared.dead)
+        self.db.commit(
+            prepared.events,
+            prepared.plan.changes,
+            prepared.dead | prepared.purged,
+            prepared.install,
+        )
         return self.materialiser.build_generations(prepared.plan.changes)
 
     def finish(self, prepared: Prepared, generations: Generations) -> dict[str, Register]:
         self.registers.commit(prepared.plan)
-        self.registers.drop(prepared.dead)
-        for event in prepared.events:
-            self.vv[event.body.origin] = event.body.seq
-        self.materialiser.apply(prepared.plan.changes, generations, prepared.dead)
+        self.registers.drop(prepared.dead | prepared.purged)
+        if prepared.install is None:
+            for event in prepared.events:
+                self.vv[event.body.origin] = event.body.seq
+        else:  # in place: links hold this vector
+            self.vv.clear()
+            self.vv.update(prepared.install.vv)
+            for origin, seq in prepared.install.vv.items():
+                self.compacted[origin] = max(self.compacted.get(origin, 0), seq)
+        self.materialiser.apply(prepared.plan.changes, generations, prepared.dead, prepared.purged)
         return prepared.plan.changes
 
     def apply(self, events: Sequence[SignedEvent]) -> dict[str, Register]:

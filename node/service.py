@@ -18,13 +18,14 @@ from node.config import NodeConfig, load_config
 from node.identity import IdentityFiles, load_signing_key
 from node.registers import Register
 from node.replica import Prepared, Replica
+from node.replication.delivery import units
 from node.store.database import Database
 from node.writer import Writer
 from node.zones.edits import ZoneEditor
 from node.zones.materialise import Generations
 from protocol.canonical import JSONValue
 from protocol.clock import hlc_observe
-from protocol.events import SignedEvent
+from protocol.events import EventError, SignedEvent
 
 DB_FILE = "peer53.db"
 # Events from peers with at most this many writes in all are checked and committed on the
@@ -62,7 +63,7 @@ class NodeState:
         if self.writer.node_id != node_id:
             raise DataDirError("node.key does not belong to this node's database")
         self.editor = ZoneEditor(self.replica.registers, self.replica.materialiser, node_id)
-        self._lock = trio.Lock()
+        self.lock = trio.Lock()  # held by every change, and while a snapshot is taken
         # What invites tell joiners to dial; the runtime sets it once the listener is bound.
         self.peer_address = config.listen.advertise or config.listen.peer
         self._writes_open = trio.Event()
@@ -127,7 +128,7 @@ class NodeState:
                     "writes are held: a peer holds changes this node made that it does not "
                     "have (was it restored from an older copy?); they must come back first"
                 )
-            async with self._lock:
+            async with self.lock:
                 if self.writes_held:  # held while this write waited for the lock
                     continue
                 events, prepared, generations = await trio.to_thread.run_sync(
@@ -160,7 +161,7 @@ class NodeState:
         The local clock moves past their stamps, so a write made here after seeing them
         orders after them even when this node's wall clock runs behind.
         """
-        async with self._lock:
+        async with self.lock:
             await self._commit_locked(
                 sum(len(e.body.writes) for e in events),
                 partial(self.replica.prepare, events, verified=True),
@@ -173,11 +174,45 @@ class NodeState:
     async def repair(self, found: Mapping[str, Register], damaged: set[str]) -> int:
         """Apply what anti-entropy found (see ``Replica.prepare_repair``); how many keys
         changed here."""
-        async with self._lock:
+        async with self.lock:
             prepared = await self._commit_locked(
                 len(found) + len(damaged), partial(self.replica.prepare_repair, found, damaged)
             )
         return len(prepared.plan.changes) + len(prepared.dead)
+
+    async def install(self, vv: Mapping[str, int], entries: Mapping[str, SignedEvent]) -> int:
+        """Replace the state with a snapshot's (``Replica.prepare_install``), then apply
+        again the logged events it does not cover: this node's own writes that never
+        reached the sender, and any others. SnapshotError changes nothing. How many events
+        applied again."""
+        async with self.lock:
+            await self._commit_locked(
+                len(entries), partial(self.replica.prepare_install, vv, entries)
+            )
+            newest = max((e.body.hlc for e in entries.values()), default=0)
+            self.writer.last_hlc = hlc_observe(self.writer.last_hlc, newest, self.writer.clock())
+            replayed: list[SignedEvent] = []
+            for unit in units(await trio.to_thread.run_sync(self.replica.replayable)):
+                try:
+                    await self._commit_locked(
+                        sum(len(e.body.writes) for e in unit),
+                        partial(self.replica.prepare, unit, verified=True),
+                    )
+                except EventError:
+                    continue
+                replayed.extend(unit)
+            await trio.to_thread.run_sync(self.replica.forget_unapplied)
+        self._applied(replayed)
+        return len(replayed)
+
+    async def purge(self, stable: Mapping[str, int]) -> int:
+        """Drop causally stable tombstones; how many."""
+        async with self.lock:
+            prepared = await self._commit_locked(
+                len(self.replica.registers.tombstones),
+                partial(self.replica.prepare_purge, stable),
+            )
+        return len(prepared.purged)
 
     def close(self) -> None:
         self.db.close()

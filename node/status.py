@@ -6,8 +6,10 @@ import datetime
 from typing import Any
 
 from node.invites import invites_doc
+from node.replication.compaction import CompactionStats
 from node.replication.peering import Peering
 from node.replication.repair import RepairStats
+from node.replication.snapshots import SnapshotStats
 from node.service import NodeState
 from protocol.clock import hlc_physical_ms
 from protocol.statekeys import setting_key
@@ -38,6 +40,26 @@ def repair_doc(stats: RepairStats) -> dict[str, Any]:
     }
 
 
+def storage_doc(
+    compacted: dict[str, int], stats: CompactionStats, snapshots: SnapshotStats
+) -> dict[str, Any]:
+    return {
+        "compacted": compacted,
+        "compaction_runs": stats.runs,
+        "last_compaction": _time(stats.last_run_ms),
+        "events_deleted": stats.events_deleted,
+        "tombstones_purged": stats.tombstones_purged,
+        "log_events": stats.sizes.get("log_events"),
+        "log_bytes": stats.sizes.get("log_bytes"),
+        "state_keys": stats.sizes.get("state_keys"),
+        "tombstones": stats.sizes.get("tombstones"),
+        "snapshots_sent": snapshots.sent,
+        "snapshots_installed": snapshots.installed,
+        "snapshots_refused": snapshots.refused,
+        "last_snapshot_installed": _time(snapshots.last_installed_ms),
+    }
+
+
 def _link(peering: Peering | None, node_id: str, now_ms: int) -> dict[str, Any]:
     if peering is None:
         return {
@@ -53,6 +75,14 @@ def _link(peering: Peering | None, node_id: str, now_ms: int) -> dict[str, Any]:
         "lag": peering.lag(node_id, now_ms),
         "repair": repair_doc(peering.repair.stats.get(node_id, RepairStats())),
     }
+
+
+def _membership(value: dict[str, Any], stale: bool) -> str:
+    """left, or stale: active but unheard of past the stale limit, so it no longer holds
+    back compaction and resyncs from a snapshot when it returns."""
+    if value.get("status") == "left":
+        return "left"
+    return "stale" if stale else "active"
 
 
 def cluster_status(state: NodeState, now_ms: int, peering: Peering | None = None) -> dict[str, Any]:
@@ -74,7 +104,9 @@ def cluster_status(state: NodeState, now_ms: int, peering: Peering | None = None
                 "id": node_id,
                 "name": value.get("name", ""),
                 "peer": value.get("peer", ""),
-                "membership": "left" if value.get("status") == "left" else "active",
+                "membership": _membership(
+                    value, peering is not None and node_id in peering.compactor.stale
+                ),
                 **link,
             }
         )
@@ -93,4 +125,9 @@ def cluster_status(state: NodeState, now_ms: int, peering: Peering | None = None
         "rejected_events": dict(peering.rejected) if peering is not None else {},
         "refused_links": dict(peering.refused_links) if peering is not None else {},
         "invites": invites_doc(registers, now_ms // 1000)["invites"],
+        "storage": storage_doc(
+            dict(state.replica.compacted),
+            peering.compactor.stats if peering is not None else CompactionStats(),
+            peering.snapshots.stats if peering is not None else SnapshotStats(),
+        ),
     }

@@ -18,9 +18,13 @@ JOIN is the one exchange allowed without a member certificate: the issuer first 
 JOIN_CA (the CA certificate, which the joiner checks against its pin and against the TLS
 leaf it sees), the joiner answers JOIN with the invite, its new public key and a signature
 by that key over the join-proof bytes, and the issuer answers JOIN_OK (certificate, the
-CA key every member keeps, and the member list) or ERROR. After JOIN_OK come EVENTS
-messages holding the issuer's whole log, the snapshot, and JOIN_END with the version
-vector they add up to.
+CA key every member keeps, and the member list) or ERROR. After JOIN_OK comes a snapshot.
+
+SNAPSHOT messages carry the replicated state as the signed events behind it (see
+``protocol.snapshot``): each event with the state keys whose value it still holds, and the
+version vector the state is at; the last has ``last`` set. A member sends one to a peer
+whose vector is behind this node's compaction point, instead of the events it no longer
+has; a joiner gets one after JOIN_OK.
 
 Anti-entropy (see ``protocol.repair``): ROOT offers the sender's Merkle root; a receiver
 whose root differs drives a round. It sends DESCEND for tree prefixes and gets NODES (the
@@ -116,8 +120,14 @@ class JoinOk:
 
 
 @dataclass(frozen=True)
-class JoinEnd:
+class Snapshot:
+    """One chunk of a snapshot: ``keys[i]`` are the state keys that ``events[i]`` holds.
+    Every chunk of one snapshot carries the same ``vv``."""
+
     vv: dict[str, int]
+    events: list[SignedEvent]
+    keys: list[list[str]]
+    last: bool
 
 
 @dataclass(frozen=True)
@@ -177,7 +187,7 @@ Message = (
     | JoinCa
     | Join
     | JoinOk
-    | JoinEnd
+    | Snapshot
     | Root
     | Descend
     | Nodes
@@ -226,7 +236,7 @@ _FIELDS: dict[str, set[str]] = {
     "join_ca": {"ca_pem"},
     "join": {"token", "key", "name", "peer", "proof"},
     "join_ok": {"cert_pem", "ca_key_pem", "cluster", "cluster_name", "members"},
-    "join_end": {"vv"},
+    "snapshot": {"vv", "events", "keys", "last"},
     "root": {"root", "vv"},
     "descend": {"round", "prefixes"},
     "nodes": {"round", "nodes"},
@@ -277,8 +287,14 @@ def encode_message(message: Message) -> bytes:
                 "cluster_name": message.cluster_name,
                 "members": message.members,
             }
-        case JoinEnd():
-            doc = {"type": "join_end", "vv": message.vv}
+        case Snapshot():
+            doc = {
+                "type": "snapshot",
+                "vv": message.vv,
+                "events": _event_wires(message.events),
+                "keys": message.keys,
+                "last": message.last,
+            }
         case Root():
             doc = {"type": "root", "root": message.root, "vv": message.vv}
         case Descend():
@@ -354,8 +370,8 @@ def decode_message(payload: bytes) -> Message:
                 _str(doc, "peer"),
                 _str(doc, "proof"),
             )
-        case "join_end":
-            return JoinEnd(_vv(doc["vv"], "join_end.vv"))
+        case "snapshot":
+            return _snapshot(doc)
         case "root":
             root = _str(doc, "root")
             if len(root) != 64 or not is_prefix(root):
@@ -368,12 +384,9 @@ def decode_message(payload: bytes) -> Message:
         case "fetch":
             return Fetch(_round(doc), _keys(doc["keys"], "fetch.keys"))
         case "repair":
-            last = doc["last"]
-            if not isinstance(last, bool):
-                raise MessageError("repair.last must be true or false")
             return Repair(
                 _round(doc),
-                last,
+                _last(doc),
                 _keys(doc["keys"], "repair.keys"),
                 _events(doc["events"], "repair.events"),
             )
@@ -406,6 +419,28 @@ def _events(wires: Any, what: str) -> list[SignedEvent]:
         except EventError as exc:
             raise MessageError(f"bad event: {exc}") from None
     return events
+
+
+def _last(doc: dict[str, Any]) -> bool:
+    last = doc["last"]
+    if not isinstance(last, bool):
+        raise MessageError(f"{doc['type']}.last must be true or false")
+    return last
+
+
+def _snapshot(doc: dict[str, Any]) -> Snapshot:
+    events = _events(doc["events"], "snapshot.events")
+    keys = doc["keys"]
+    if not isinstance(keys, list) or len(keys) != len(events):
+        raise MessageError("snapshot.keys must hold one list of keys per event")
+    if sum(len(held) if isinstance(held, list) else 0 for held in keys) > MAX_KEYS_PER_MESSAGE:
+        raise MessageError(f"a snapshot message holds at most {MAX_KEYS_PER_MESSAGE} keys")
+    return Snapshot(
+        _vv(doc["vv"], "snapshot.vv"),
+        events,
+        [_keys(held, "snapshot.keys[]") for held in keys],
+        _last(doc),
+    )
 
 
 def _round(doc: dict[str, Any]) -> int:

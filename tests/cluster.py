@@ -31,6 +31,7 @@ backoff_min_ms = 50
 backoff_max_ms = 400
 write_hold_ms = 2000
 repair_interval_ms = 1000
+compact_interval_ms = 500
 """
 CONVERGE_DEADLINE = 60.0
 
@@ -64,14 +65,16 @@ class Cluster:
         self.proxies: dict[tuple[int, int], LinkProxy] = {}
 
     @classmethod
-    def form(cls, base: Path, size: int, proxied: bool = False) -> Cluster:
+    def form(cls, base: Path, size: int, proxied: bool = False, timers: str = "") -> Cluster:
+        """``timers``: more [peering] settings for every node, one per line."""
         first = NodeProcess.init(base / "n1", name="n1")
-        fast_timers(first.data_dir)
+        fast_timers(first.data_dir, timers)
         first.start()
         cluster = cls([first])
         try:
             for index in range(2, size + 1):
-                cluster.nodes.append(join(first, base / f"n{index}", f"n{index}").start())
+                member = join(first, base / f"n{index}", f"n{index}", timers)
+                cluster.nodes.append(member.start())
             cluster.ids = [node_id(n.data_dir) for n in cluster.nodes]
             if proxied:
                 cluster._add_proxies()
@@ -175,10 +178,10 @@ def _rrset_text(rrset: dns.rrset.RRset) -> str:
     return "\n".join(sorted(rrset.to_text().lower().splitlines()))
 
 
-def fast_timers(data_dir: Path) -> None:
-    """Short peering timers, so that tests wait little."""
+def fast_timers(data_dir: Path, timers: str = "") -> None:
+    """Short peering timers, so that tests wait little; ``timers`` adds more."""
     with (data_dir / "peer53.toml").open("a") as config:
-        config.write(FAST_TIMERS)
+        config.write(FAST_TIMERS + timers + "\n")
 
 
 def _peer_address_of(node: NodeProcess) -> Callable[[], tuple[str, int]]:
@@ -190,11 +193,11 @@ def _peer_address_of(node: NodeProcess) -> Callable[[], tuple[str, int]]:
     return target
 
 
-def join(issuer: NodeProcess, data_dir: Path, name: str) -> NodeProcess:
+def join(issuer: NodeProcess, data_dir: Path, name: str, timers: str = "") -> NodeProcess:
     """A new member: an invite from ``issuer`` through peer53ctl, then ``peer53 join``."""
     token = ctl(issuer, "invite", "create").stdout.strip()
     peer53(*join_args(token, data_dir, name))
-    fast_timers(data_dir)
+    fast_timers(data_dir, timers)
     return NodeProcess(data_dir, issuer.token)
 
 

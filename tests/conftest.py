@@ -22,13 +22,21 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
         assert proc.stop() == 0, proc.log.read_text()
 
 
+STALE_AFTER_MS = 6000
+
+
 @pytest.fixture(scope="session")
 def cluster3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Three nodes formed by invites and joins, every link through a cuttable proxy.
 
     Tests share it: each uses its own zones, and any test that partitions heals before
-    it ends (``healed``)."""
-    cluster = Cluster.form(Path(tmp_path_factory.mktemp("cluster3")), 3, proxied=True)
+    it ends (``healed``). A member cut off for STALE_AFTER_MS goes stale."""
+    cluster = Cluster.form(
+        Path(tmp_path_factory.mktemp("cluster3")),
+        3,
+        proxied=True,
+        timers=f"stale_after_ms = {STALE_AFTER_MS}",
+    )
     try:
         yield cluster
     finally:

@@ -1,6 +1,7 @@
 """Fault scenarios on the shared proxied cluster (``cluster3``): a partition with writes on
-both sides, crashes in the middle of a write stream, and links that flap. Each ends with
-every node converged (equal vectors and Merkle roots) and serving the same answers."""
+both sides, crashes in the middle of a write stream, links that flap, and a member cut off
+past the stale limit. Each ends with every node converged (equal vectors and Merkle
+roots) and serving the same answers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from tests.cluster import Cluster, poll
+from tests.conftest import STALE_AFTER_MS
 from tests.test_cluster import partitioned
 
 
@@ -142,6 +144,43 @@ def test_flapping_links_converge_without_duplicates_or_growth(cluster3: Cluster)
     assert all(rcode == 0 for rcode, _ in served.values())  # type: ignore[misc]
     growth = [_rss_kib(cluster3, i) - before for i, before in enumerate(rss_before)]
     assert max(growth) < 64 * 1024, growth  # KiB: bounded, not a leak per cut
+
+
+def test_a_member_cut_off_past_the_stale_limit_resyncs_from_a_snapshot(cluster3: Cluster) -> None:
+    zone = "stale.test."
+    _zone(cluster3, zone)
+    a, c = cluster3.ids[0], cluster3.ids[2]
+    assert _put(cluster3, 0, zone, f"gone.{zone}", "A", "192.0.2.1")
+    cluster3.wait_converged()
+    acked: dict[str, str] = {}
+    with partitioned(cluster3, (0, 1), (2,)):
+        for step in range(4):
+            for node, side in ((step % 2, "ab"), (2, "c")):
+                name, address = f"{side}{step}.{zone}", f"192.0.2.{step + 10 * node}"
+                assert _put(cluster3, node, zone, name, "A", address)
+                acked[name] = address
+        with cluster3.nodes[1].client() as api:
+            api.delete(f"/api/v1/zones/{zone}/rrsets/gone.{zone}/A").raise_for_status()
+        c_has = cluster3.status(2)["clock"]["version_vector"][a]
+
+        def compacted_past_c() -> bool:
+            status = cluster3.status(0)
+            member = next(m for m in status["members"] if m["id"] == c)
+            return member["membership"] == "stale" and status["storage"]["compacted"][a] > c_has
+
+        # The majority marks C stale and compacts past it; C, in a minority, marks nobody.
+        poll(
+            compacted_past_c, "A did not compact past the cut-off member", 4 * STALE_AFTER_MS / 1000
+        )
+        assert all(m["membership"] == "active" for m in cluster3.status(2)["members"])
+    cluster3.wait_converged()
+    returned = cluster3.status(2)["storage"]
+    assert returned["snapshots_installed"] >= 1
+    assert all(m["membership"] == "active" for m in cluster3.status(0)["members"])
+    served = _served(cluster3, [*sorted(acked), f"gone.{zone}"])
+    for name, address in acked.items():
+        assert served[name] == (0, [f"{name} 60 in a {address}"]), name
+    assert served[f"gone.{zone}"][0] == 3  # type: ignore[index]  # NXDOMAIN: still deleted
 
 
 @pytest.fixture(autouse=True)

@@ -118,6 +118,8 @@ def _add_wait(paths: Doc) -> None:
 
 
 _STRINGS = {"type": "array", "items": {"type": "string"}}
+_NULLABLE_TIME = {"oneOf": [{"type": "string"}, {"type": "null"}]}
+_NULLABLE_INT = {"oneOf": [{"type": "integer"}, {"type": "null"}]}
 _SCHEMAS: Doc = {
     "Error": {
         "type": "object",
@@ -367,6 +369,7 @@ _SCHEMAS: Doc = {
             "rejected_events",
             "refused_links",
             "invites",
+            "storage",
         ],
         "properties": {
             "cluster": {"type": "object", "required": ["id", "name"]},
@@ -386,6 +389,46 @@ _SCHEMAS: Doc = {
                 "additionalProperties": {"type": "integer"},
             },
             "invites": {"type": "array", "items": _ref("Invite")},
+            "storage": _ref("Storage"),
+        },
+    },
+    "Storage": {
+        "type": "object",
+        "description": "Log compaction, tombstone purging and snapshots on the answering "
+        "node. The row and byte counts are as of the last compaction (null before it)",
+        "required": [
+            "compacted",
+            "compaction_runs",
+            "last_compaction",
+            "events_deleted",
+            "tombstones_purged",
+            "log_events",
+            "log_bytes",
+            "state_keys",
+            "tombstones",
+            "snapshots_sent",
+            "snapshots_installed",
+            "snapshots_refused",
+            "last_snapshot_installed",
+        ],
+        "properties": {
+            "compacted": {
+                "type": "object",
+                "description": "Per origin: the log was truncated up to this sequence number",
+                "additionalProperties": {"type": "integer"},
+            },
+            "compaction_runs": {"type": "integer"},
+            "last_compaction": _NULLABLE_TIME,
+            "events_deleted": {"type": "integer", "description": "Log events deleted so far"},
+            "tombstones_purged": {"type": "integer"},
+            "log_events": _NULLABLE_INT,
+            "log_bytes": _NULLABLE_INT,
+            "state_keys": _NULLABLE_INT,
+            "tombstones": _NULLABLE_INT,
+            "snapshots_sent": {"type": "integer"},
+            "snapshots_installed": {"type": "integer"},
+            "snapshots_refused": {"type": "integer"},
+            "last_snapshot_installed": _NULLABLE_TIME,
         },
     },
 }

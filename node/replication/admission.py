@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 
 import nacl.exceptions
 import nacl.signing
@@ -20,18 +19,17 @@ from cryptography.hazmat.primitives import serialization
 
 from node.config import ConfigError, parse_address
 from node.identity import ClusterCA, IdentityFiles
-from node.replication.eventlog import EventLog
-from node.replication.wire import MAX_EVENT_BYTES_PER_MESSAGE, MessageStream, event_batches
+from node.replication.snapshots import Snapshots
+from node.replication.wire import MessageStream
 from node.service import NodeState
 from protocol.canonical import JSONValue
 from protocol.invites import InviteError, verify_invite
-from protocol.peer import Error, Join, JoinCa, JoinEnd, JoinOk, Message, join_proof_bytes
+from protocol.peer import Error, Join, JoinCa, JoinOk, join_proof_bytes
 from protocol.statekeys import invite_key, member_key, setting_key
 
 log = logging.getLogger("peer53.join")
 JOIN_TIMEOUT = 30.0
 MAX_NAME = 63
-SNAPSHOT_READ = 1000
 _CLOSED = {
     "used": "the invite has already been used (an invite works once)",
     "revoked": "the invite was revoked",
@@ -39,9 +37,9 @@ _CLOSED = {
 
 
 class Admission:
-    def __init__(self, state: NodeState, events: EventLog) -> None:
+    def __init__(self, state: NodeState, snapshots: Snapshots) -> None:
         self.state = state
-        self.events = events
+        self.snapshots = snapshots
         self.ca = ClusterCA.load(IdentityFiles(state.data_dir))
 
     async def __call__(self, stream: MessageStream) -> None:
@@ -60,13 +58,13 @@ class Admission:
             await stream.send([Error(exc.code, str(exc))])
             return
         log.info("admitted %s (%s) as a member", request.name, request.key[:12])
-        vv = dict(self.state.replica.vv)
         # Each send gets the whole timeout: a joiner that stops reading is dropped.
-        welcome: list[Message] = [self._welcome(request)]
-        end: list[Message] = [JoinEnd(vv)]
-        for messages in (welcome, *self._snapshot(vv), end):
-            with trio.fail_after(JOIN_TIMEOUT):
-                await stream.send(messages)
+        with trio.fail_after(JOIN_TIMEOUT):
+            await stream.send([self._welcome(request)])
+        async with self.snapshots.take() as (_, messages):
+            for message in messages:
+                with trio.fail_after(JOIN_TIMEOUT):
+                    await stream.send([message])
 
     async def _admit(self, request: Join) -> None:
         state = self.state
@@ -122,17 +120,3 @@ class Admission:
             str(name["value"]) if isinstance(name, dict) else "",
             members,
         )
-
-    def _snapshot(self, vv: dict[str, int]) -> Iterator[list[Message]]:
-        """Every event up to ``vv`` as EVENTS messages, read in slices so memory stays
-        bounded."""
-        for origin, last in vv.items():
-            after = 0
-            while after < last:
-                events = self.events.after(
-                    origin, after, min(SNAPSHOT_READ, last - after), MAX_EVENT_BYTES_PER_MESSAGE
-                )
-                if not events:
-                    raise RuntimeError(f"the log lacks events of {origin[:12]} after {after}")
-                yield list(event_batches(events))
-                after = events[-1].body.seq

@@ -49,6 +49,11 @@ class CausalBuffer:
                 raise BufferFull(f"{len(self._pending)} events wait for their causal past")
             self._pending[slot] = event
 
+    def prune(self, applied: Mapping[str, int]) -> None:
+        """Drop what ``applied`` covers, e.g. after a snapshot jumped past it."""
+        for slot in [s for s in self._pending if s[1] <= applied.get(s[0], 0)]:
+            del self._pending[slot]
+
     def ready(self, applied: Mapping[str, int]) -> list[SignedEvent]:
         """Remove and return every event deliverable from ``applied``, in delivery order."""
         vv = dict(applied)

@@ -29,6 +29,10 @@ class EventLog:
     def close(self) -> None:
         self._conn.close()
 
+    def forget(self) -> None:
+        """A snapshot replaced the state: what is remembered may be gone from the log."""
+        self._recent.clear()
+
     def remember(self, events: Iterable[SignedEvent]) -> None:
         """Called in apply order, so each origin's deque holds consecutive seqs."""
         for event in events:

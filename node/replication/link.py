@@ -16,6 +16,10 @@ a healthy mesh, where every origin reaches every node directly and acknowledgeme
 arrive within a heartbeat, nothing is sent twice; when a link is cut, its traffic goes
 round it within two heartbeats. The reader closes the link when the peer is silent for
 ``dead_after``.
+
+A peer that lacks events below this node's compaction point cannot get them from its
+log. Its other events still flow; if it is still behind after two full rounds (another
+member may have what it lacks), the writer sends it a snapshot instead.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 import trio
 
 from node.replication.eventlog import EventLog
+from node.replication.snapshots import Snapshots
 from node.replication.wire import (
     LINK_ERRORS,
     MAX_EVENT_BYTES_PER_MESSAGE,
@@ -49,6 +54,7 @@ from protocol.peer import (
     Pull,
     Repair,
     Root,
+    Snapshot,
 )
 
 log = logging.getLogger("peer53.link")
@@ -89,6 +95,8 @@ class LinkRefused(Exception):
 
 Ingest = Callable[["Link", list[SignedEvent]], Awaitable[None]]
 OnRepair = Callable[["Link", Message], Awaitable[None]]
+OnSnapshot = Callable[["Link", Snapshot], Awaitable[None]]
+SNAPSHOT_AFTER_ROUNDS = 2
 
 
 class Link:
@@ -101,6 +109,8 @@ class Link:
         me: str,
         vv: Mapping[str, int],
         log_: EventLog,
+        snapshots: Snapshots,
+        compacted: Mapping[str, int],
     ) -> None:
         self.peer_id = peer_id
         self.me = me
@@ -109,6 +119,9 @@ class Link:
         self.dialled_by = dialled_by
         self._vv = vv  # this node's live version vector
         self._log = log_
+        self._snapshots = snapshots
+        self._compacted = compacted  # this node's live compaction point
+        self._behind_rounds = 0
         self.sent: dict[str, int] = dict(view.acked)  # per origin: the peer has up to here
         self._wake = trio.Event()
         self._pong_due = False
@@ -159,6 +172,7 @@ class Link:
         ingest: Ingest,
         on_ack: Callable[[], None],
         on_repair: OnRepair,
+        on_snapshot: OnSnapshot,
         heartbeat: float,
         dead_after: float,
     ) -> None:
@@ -167,7 +181,9 @@ class Link:
             with self._cancel:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._guarded, self._write_loop(heartbeat))
-                    await self._guarded(self._read_loop(ingest, on_ack, on_repair, dead_after))
+                    await self._guarded(
+                        self._read_loop(ingest, on_ack, on_repair, on_snapshot, dead_after)
+                    )
         finally:
             self.closed.set()
             with trio.CancelScope(shield=True):
@@ -183,7 +199,12 @@ class Link:
             self._cancel.cancel()
 
     async def _read_loop(
-        self, ingest: Ingest, on_ack: Callable[[], None], on_repair: OnRepair, dead_after: float
+        self,
+        ingest: Ingest,
+        on_ack: Callable[[], None],
+        on_repair: OnRepair,
+        on_snapshot: OnSnapshot,
+        dead_after: float,
     ) -> None:
         while True:
             with trio.move_on_after(dead_after) as timer:
@@ -214,6 +235,8 @@ class Link:
                     self.wake()
                 case Root() | Descend() | Nodes() | Fetch() | Repair():
                     await on_repair(self, message)
+                case Snapshot():
+                    await on_snapshot(self, message)
                 case Error():
                     self.refusal = message
                     return
@@ -239,7 +262,7 @@ class Link:
             else:
                 continue
             after = self.sent.get(origin, 0)
-            if seq <= after:
+            if seq <= after or after < self._compacted.get(origin, 0):
                 continue
             if budget <= 0:
                 more = True
@@ -252,6 +275,22 @@ class Link:
                 more = more or batch[-1].body.seq < seq
         return events, more
 
+    def _behind(self) -> bool:
+        """The peer lacks events that this node's log may no longer hold."""
+        return any(
+            self.sent.get(origin, 0) < min(seq, self._vv.get(origin, 0))
+            for origin, seq in self._compacted.items()
+        )
+
+    async def _send_snapshot(self) -> None:
+        async with self._snapshots.take() as (vv, messages):
+            log.info(
+                "peer %s is behind this node's compacted log; sending a snapshot", self.peer_id[:12]
+            )
+            for message in messages:
+                await self.stream.send([message])
+        raise_to(self.sent, vv.items())
+
     async def _write_loop(self, heartbeat: float) -> None:
         next_full = trio.current_time()
         while True:
@@ -259,6 +298,11 @@ class Link:
                 await self._wake.wait()
             self._wake = trio.Event()
             full = trio.current_time() >= next_full
+            if full:
+                self._behind_rounds = self._behind_rounds + 1 if self._behind() else 0
+                if self._behind_rounds > SNAPSHOT_AFTER_ROUNDS:
+                    self._behind_rounds = 0
+                    await self._send_snapshot()
             events, more = self._missing(full)
             messages: list[Message] = [*self._queued, *event_batches(events)]
             self._queued.clear()

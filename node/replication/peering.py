@@ -34,6 +34,7 @@ from node.config import parse_address
 from node.identity import IdentityFiles
 from node.replica import EventWaits
 from node.replication.admission import Admission
+from node.replication.compaction import Compactor
 from node.replication.delivery import (
     APPLY_CHUNK,
     BufferFull,
@@ -44,6 +45,7 @@ from node.replication.delivery import (
 from node.replication.eventlog import EventLog
 from node.replication.link import Link, LinkRefused, PeerView
 from node.replication.repair import Repairer
+from node.replication.snapshots import Snapshots
 from node.replication.tls import (
     PeerCertificateError,
     member_client_context,
@@ -54,9 +56,11 @@ from node.replication.wire import LINK_ERRORS, MessageStream
 from node.service import DB_FILE, NodeState, WritesHeld
 from protocol.canonical import JSONValue
 from protocol.clock import hlc_physical_ms
+from protocol.compaction import covers
 from protocol.events import EventError, SignedEvent, verify_signature
 from protocol.membership import cut_key
-from protocol.peer import PROTOCOL_VERSION, Error, Hello, Pull, check_hello
+from protocol.peer import PROTOCOL_VERSION, Error, Hello, Pull, Snapshot, check_hello
+from protocol.snapshot import SnapshotError
 from protocol.statekeys import member_key
 
 log = logging.getLogger("peer53.peering")
@@ -76,9 +80,11 @@ class Peering:
         self._server_context = server_context(files)
         self._client_context = member_client_context(files)
         self.log = EventLog(state.data_dir / DB_FILE)
-        self.admission = Admission(state, self.log)
+        self.snapshots = Snapshots(state)
+        self.admission = Admission(state, self.snapshots)
         self.repair = Repairer(state, self.log, self._ingest)
         self.views: dict[str, PeerView] = {}
+        self.compactor = Compactor(state, self.views, self.snapshots, self._other_members)
         self.links: dict[str, Link] = {}
         self.buffer = CausalBuffer()
         self.rejected: Counter[str] = Counter()  # events, by reason
@@ -121,6 +127,7 @@ class Peering:
                 nursery.start_soon(self._write_hold_timer)
                 nursery.start_soon(self._offer_roots)
                 nursery.start_soon(self._report_cuts)
+                nursery.start_soon(self.compactor.run)
                 task_status.started()
         finally:
             self.log.close()
@@ -262,7 +269,18 @@ class Peering:
         view.saw()
         view.acked = dict(hello.vv)  # what it has now: after a restore, less than it acked
         self._note_hello(hello)
-        link = Link(peer_id, stream, view, dialled_by, self.me, self.state.replica.vv, self.log)
+        replica = self.state.replica
+        link = Link(
+            peer_id,
+            stream,
+            view,
+            dialled_by,
+            self.me,
+            replica.vv,
+            self.log,
+            self.snapshots,
+            replica.compacted,
+        )
         if not self._register(link):
             return False
         log.info("link to %s up (dialled by %s)", peer_id[:12], dialled_by[:12])
@@ -273,10 +291,12 @@ class Peering:
                 self._ingest,
                 self._acked,
                 self.repair.handle,
+                self._on_snapshot,
                 self.timers.heartbeat_ms / 1000,
                 self.timers.dead_after_ms / 1000,
             )
         finally:
+            self.snapshots.forget(link)
             if self.links.get(peer_id) is link:
                 del self.links[peer_id]
                 self.repair.link_down(peer_id)
@@ -465,6 +485,30 @@ class Peering:
                 rest = [e for later in pieces[index + 1 :] for e in later]
                 self.buffer.add(rest, self.state.replica.vv)
                 return
+
+    async def _on_snapshot(self, link: Link, message: Snapshot) -> None:
+        reader = await self.snapshots.receive(link, message)
+        if reader is None or reader.vv is None:
+            return
+        replica = self.state.replica
+        if covers(replica.vv, reader.vv):
+            log.info("a snapshot from %s brings nothing new; not installed", link.peer_id[:12])
+            return
+        try:
+            replayed = await self.state.install(reader.vv, reader.entries)
+        except SnapshotError as exc:
+            self.snapshots.refuse(link, exc)
+            return
+        self.snapshots.installed()
+        self.log.forget()
+        self.buffer.prune(replica.vv)
+        log.warning(
+            "installed a snapshot from %s: %d keys; %d logged events it lacked applied again",
+            link.peer_id[:12],
+            len(reader.entries),
+            replayed,
+        )
+        self._ingest_send.send_nowait((None, []))  # events held for it may apply now
 
     def _request_gaps(self, link: Link) -> None:
         for origin, after in self.buffer.gaps(self.state.replica.vv).items():

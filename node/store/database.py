@@ -1,5 +1,12 @@
 """The node's SQLite file: event log, current state, and local-only metadata.
 
+The ``applied`` table is the version vector: the highest sequence number applied per
+origin (with its HLC stamp, so the clock never goes back even when compaction deleted the
+event). The log may hold events beyond it: after a snapshot replaced the state, this
+node's own and other unreplayed events wait there to be applied again (see
+``Replica.load``). ``meta`` holds ``compacted``, the vector up to which the log was
+truncated: an event at or below it is kept only while a state register refers to it.
+
 One writer at a time (the caller serialises writes with a lock) and every commit uses
 ``synchronous=FULL`` in WAL mode, so an acknowledged write survives power loss. The
 connection allows use from worker threads because commits run off the trio thread.
@@ -11,6 +18,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlite_utils
@@ -42,7 +50,27 @@ CREATE TABLE IF NOT EXISTS state (
     seq INTEGER NOT NULL,
     event_id TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS state_event ON state (origin, seq);
+CREATE TABLE IF NOT EXISTS applied (
+    origin TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    hlc INTEGER NOT NULL
+);
 """
+_UNAPPLIED = (
+    "seq > coalesce((SELECT applied.seq FROM applied WHERE applied.origin = events.origin), 0)"
+)
+_UNREFERENCED = (
+    "origin = ? AND seq <= ? AND NOT EXISTS"
+    " (SELECT 1 FROM state WHERE state.origin = events.origin AND state.seq = events.seq)"
+)
+
+
+@dataclass(frozen=True)
+class Install:
+    """A snapshot to install: the vector it is at, replacing the applied one."""
+
+    vv: dict[str, int]
 
 
 class Database:
@@ -79,19 +107,64 @@ class Database:
             yield key, Register(parsed, hlc, origin, seq, event_id, text)
 
     def version_vector(self) -> dict[str, int]:
-        rows = self.db.execute("SELECT origin, max(seq) FROM events GROUP BY origin")
+        rows = self.db.execute("SELECT origin, seq FROM applied")
         return {origin: seq for origin, seq in rows}
 
+    def compacted(self) -> dict[str, int]:
+        text = self.meta("compacted")
+        return {} if text is None else dict(json.loads(text))
+
     def last_hlc(self) -> int:
-        row = self.db.execute("SELECT max(hlc) FROM events").fetchone()
+        row = self.db.execute(
+            "SELECT max(hlc) FROM (SELECT hlc FROM events UNION ALL SELECT hlc FROM applied)"
+        ).fetchone()
         return int(row[0] or 0)
 
-    def event_wires(self, origin: str, after: int) -> Iterator[bytes]:
-        rows = self.db.execute(
-            "SELECT wire FROM events WHERE origin = ? AND seq > ? ORDER BY seq", [origin, after]
+    def unapplied(self) -> list[SignedEvent]:
+        """Logged events beyond the applied vector: what a snapshot did not cover."""
+        rows = self.db.execute(f"SELECT wire FROM events WHERE {_UNAPPLIED} ORDER BY origin, seq")
+        return [decode_event(bytes(wire), verify=False) for (wire,) in rows]
+
+    def forget_unapplied(self) -> int:
+        """Delete logged events beyond the applied vector, which could not be applied."""
+        with self.db.atomic():
+            return self.db.conn.execute(f"DELETE FROM events WHERE {_UNAPPLIED}").rowcount
+
+    def truncate(self, upto: Mapping[str, int]) -> int:
+        """Delete the events at or below ``upto`` that no state register refers to, and
+        raise ``compacted`` to it; how many events went."""
+        with self.db.atomic():
+            return self._truncate(upto)
+
+    def _truncate(self, upto: Mapping[str, int]) -> int:
+        conn = self.db.conn
+        gone = 0
+        for origin, seq in upto.items():
+            gone += conn.execute(
+                f"DELETE FROM events WHERE {_UNREFERENCED}", [origin, seq]
+            ).rowcount
+        compacted = self.compacted()
+        for origin, seq in upto.items():
+            compacted[origin] = max(compacted.get(origin, 0), seq)
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('compacted', ?)",
+            [json.dumps(compacted, sort_keys=True)],
         )
-        for (wire,) in rows:
-            yield bytes(wire)
+        return gone
+
+    def sizes(self) -> dict[str, int]:
+        """Rows and bytes, for status and metrics."""
+        events, log_bytes = self.db.execute(
+            "SELECT count(*), coalesce(sum(length(wire)), 0) FROM events"
+        ).fetchone()
+        (state,) = self.db.execute("SELECT count(*) FROM state").fetchone()
+        (tombstones,) = self.db.execute("SELECT count(*) FROM state WHERE value IS NULL").fetchone()
+        return {
+            "log_events": events,
+            "log_bytes": log_bytes,
+            "state_keys": state,
+            "tombstones": tombstones,
+        }
 
     def event(self, origin: str, seq: int) -> SignedEvent | None:
         row = self.db.execute(
@@ -104,14 +177,24 @@ class Database:
         events: Sequence[SignedEvent],
         changes: Mapping[str, Register],
         dropped: Iterable[str],
+        install: Install | None = None,
     ) -> None:
-        """Append events and write their state changes in one durable transaction."""
+        """Append events and write their state changes in one durable transaction. An
+        event may already be in the log: one applied again after a snapshot. With
+        ``install``, the events are a snapshot's, the applied vector is replaced by its
+        vector, and the log is truncated to it."""
         with self.db.atomic():
             conn = self.db.conn
             conn.executemany(
-                "INSERT INTO events (origin, seq, id, hlc, wire) VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO events (origin, seq, id, hlc, wire) VALUES (?, ?, ?, ?, ?)",
                 ((e.body.origin, e.body.seq, e.id, e.body.hlc, e.to_wire()) for e in events),
             )
+            if install is None:
+                newest = {e.body.origin: e for e in events}
+                conn.executemany(
+                    "INSERT OR REPLACE INTO applied (origin, seq, hlc) VALUES (?, ?, ?)",
+                    ((o, e.body.seq, e.body.hlc) for o, e in newest.items()),
+                )
             conn.executemany(
                 "INSERT OR REPLACE INTO state (key, value, hlc, origin, seq, event_id)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -128,3 +211,11 @@ class Database:
                 ),
             )
             conn.executemany("DELETE FROM state WHERE key = ?", ((k,) for k in dropped))
+            if install is not None:
+                last = self.last_hlc()  # a floor for this node's clock, as before
+                conn.execute("DELETE FROM applied")
+                conn.executemany(
+                    "INSERT INTO applied (origin, seq, hlc) VALUES (?, ?, ?)",
+                    ((o, seq, last) for o, seq in install.vv.items()),
+                )
+                self._truncate(install.vv)

@@ -89,6 +89,16 @@ class ZoneKeys:
         else:
             self.by_owner.setdefault(parsed.owner, {})[key] = parsed
 
+    def unindex(self, key: str, parsed: StateKey) -> None:
+        if parsed.kind == "serial":
+            self.serials.discard(key)
+            return
+        held = self.by_owner.get(parsed.owner)
+        if held is not None:
+            held.pop(key, None)
+            if not held:
+                del self.by_owner[parsed.owner]
+
     def all_keys(self) -> Iterator[str]:
         for owner in self.by_owner.values():
             yield from owner
@@ -196,9 +206,13 @@ class Materialiser:
         changes: Mapping[str, Register],
         generations: Generations,
         removed: Iterable[str] = (),
+        purged: Iterable[str] = (),
     ) -> None:
         """Update the zone table after ``changes`` were committed to the registers and
-        ``removed`` keys were dropped from them (a dead generation's, or damaged ones)."""
+        ``removed`` keys were dropped from them (a dead generation's, or damaged ones).
+        ``purged`` tombstones were dropped too; they served nothing, so nothing changes."""
+        for key in purged:
+            self._unindex(key)
         removed = [k for k in removed if k not in changes]
         if any(k.startswith("zone ") and k[5:] in self._zones for k in removed):
             self.rebuild()  # only anti-entropy drops a zone register: rare, and rebuilt whole
@@ -221,11 +235,20 @@ class Materialiser:
             current = self._zones.get(parsed.zone)
             if current is None or parsed.gen != current.gen:
                 continue
-            current.index(key, parsed)
+            if key in changes:
+                current.index(key, parsed)
+            else:
+                current.unindex(key, parsed)
             dirty.setdefault(parsed.zone, set()).add(parsed.owner)
         for zone_text, owners in dirty.items():
             self._refresh(zone_text, owners)
         self._parsed.clear()
+
+    def _unindex(self, key: str) -> None:
+        parsed = _zone_record_key(key)
+        current = None if parsed is None else self._zones.get(parsed.zone)
+        if parsed is not None and current is not None and parsed.gen == current.gen:
+            current.unindex(key, parsed)
 
     def _install(self, zone_text: str, zone: Zone | None) -> None:
         origin = dns.name.from_text(zone_text)

@@ -1,0 +1,123 @@
+"""Keeping the log and the tombstones bounded (the rules are in ``protocol.compaction``).
+
+Every ``compact_interval_ms`` a pass takes the acknowledged vectors of the members that
+count, purges the causally stable tombstones, then deletes the log events below the floor
+that no register refers to. A member unheard of for ``stale_after_ms`` (since this node
+started, if it never was) is *stale*: it no longer counts, so it cannot pin the log, and it
+gets a snapshot when it returns. A member never heard of since start that is not stale yet
+stops the pass: its position is unknown.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import trio
+
+from node.replication.link import PeerView
+from node.replication.snapshots import Snapshots
+from node.service import NodeState
+from protocol.compaction import Stability, floor
+
+log = logging.getLogger("peer53.compaction")
+
+
+@dataclass
+class CompactionStats:
+    runs: int = 0
+    last_run_ms: int | None = None
+    events_deleted: int = 0
+    tombstones_purged: int = 0
+    floor: dict[str, int] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+
+
+class Compactor:
+    def __init__(
+        self,
+        state: NodeState,
+        views: Mapping[str, PeerView],
+        snapshots: Snapshots,
+        others: Callable[[], list[str]],
+    ) -> None:
+        self.state = state
+        self.views = views
+        self.snapshots = snapshots
+        self.others = others
+        self.stability = Stability()
+        self.stats = CompactionStats()
+        self.stale: set[str] = set()
+        self._started_ms = _now_ms()
+
+    async def run(self) -> None:
+        interval = self.state.config.peering.compact_interval_ms / 1000
+        while True:
+            await trio.sleep(interval)
+            await self.compact()
+
+    def acks(self, now_ms: int) -> dict[str, dict[str, int]] | None:
+        """The vectors of the members that count, this node's included; None while one
+        that counts has not been heard from since start (its position is unknown).
+
+        Members go stale only while this node hears from a majority of the active
+        members, itself included: a node cut off in a minority would otherwise count
+        only itself and delete its own events that nobody else has yet."""
+        limit = self.state.config.peering.stale_after_ms
+        others = self.others()
+        known: dict[str, dict[str, int]] = {}
+        overdue = set()
+        for member in others:
+            view = self.views.get(member)
+            seen = None if view is None else view.last_seen_ms
+            if now_ms - (self._started_ms if seen is None else seen) > limit:
+                overdue.add(member)
+            if view is not None and seen is not None:
+                known[member] = dict(view.acked)
+        heard = 1 + len(known.keys() - overdue)
+        stale = overdue if 2 * heard > 1 + len(others) else set()
+        for member in stale - self.stale:
+            log.warning(
+                "member %s unheard of for over %d ms: it no longer holds back compaction, and "
+                "resyncs from a snapshot when it returns",
+                member[:12],
+                limit,
+            )
+        self.stale = stale
+        counted = [m for m in others if m not in stale]
+        if any(m not in known for m in counted):
+            return None
+        return {self.state.identity.node_id: dict(self.state.replica.vv)} | {
+            m: known[m] for m in counted
+        }
+
+    async def compact(self) -> None:
+        acks = self.acks(_now_ms())
+        if acks is None or self.snapshots.streaming:
+            return
+        stable = self.stability.observe(acks)
+        low = floor(acks.values())
+        purged = await self.state.purge(stable) if stable else 0
+        replica = self.state.replica
+        async with self.state.lock:
+            if self.snapshots.streaming:
+                return
+            deleted = await trio.to_thread.run_sync(replica.db.truncate, low)
+            sizes = await trio.to_thread.run_sync(replica.db.sizes)
+        for origin, seq in low.items():
+            replica.compacted[origin] = max(replica.compacted.get(origin, 0), seq)
+        stats = self.stats
+        stats.runs += 1
+        stats.last_run_ms = _now_ms()
+        stats.events_deleted += deleted
+        stats.tombstones_purged += purged
+        stats.floor = low
+        stats.sizes = sizes
+        if deleted or purged:
+            log.info("compaction: %d log events deleted, %d tombstones purged", deleted, purged)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
