@@ -27,11 +27,11 @@ import pytest
 
 from protocol.merkle import ENTRY_BYTES
 from scripts.benchlib import repair
-from scripts.benchlib.__main__ import _parser, _repair_plan, _replication_plan
+from scripts.benchlib.__main__ import _parser, _repair_plan, _replication_plan, main
 from scripts.benchlib.answers import answer_fits
 from scripts.benchlib.dnsperf import parse_latencies, parse_summary
 from scripts.benchlib.replication import DEFAULT, NONE, Figure, ReplicationPlan, measure
-from scripts.benchlib.report import _repair
+from scripts.benchlib.report import _compaction, _repair
 from scripts.benchlib.workload import Kind, Query, build_workload
 
 ROOT = Path(__file__).parent.parent
@@ -49,6 +49,7 @@ REPLICATION_TINY = [
     "40",
 ]
 REPAIR_TINY = ["--repair-sizes", "2000"]
+COMPACTION_TINY = ["--compaction-rewrites", "3000"]
 
 SUMMARY = """\
 DNS Performance Testing Tool
@@ -178,7 +179,8 @@ def _port_is_free(port: int) -> bool:
 @pytest.mark.interop
 def test_tiny_bench_reports_every_server_and_mode(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
-    options = [*DNS_TINY, *REPLICATION_TINY, *REPAIR_TINY, "--latency-rate", "2000"]
+    options = [*DNS_TINY, *REPLICATION_TINY, *REPAIR_TINY, *COMPACTION_TINY]
+    options += ["--latency-rate", "2000"]
     options += ["--json", str(results)]
     bench, errors = _start_bench(tmp_path, *options)
     try:
@@ -230,6 +232,16 @@ def test_tiny_bench_reports_every_server_and_mode(tmp_path: Path) -> None:
     assert set(repaired) == _repair_keys(2000)
     assert all(value > 0 for value in repaired.values()), repaired
     assert "\n".join(_repair([Figure(**figure) for figure in found["repair"]])) in report
+    curve = {figure["key"]: figure["value"] for figure in found["compaction"]}
+    assert set(curve) == {
+        f"compaction.r{rewrites}.{what}"
+        for rewrites in (1000, 2000, 3000)
+        for what in ("bytes", "log_events", "tombstones")
+    }
+    assert curve["compaction.r3000.tombstones"] == 1000  # the last round's only
+    assert 0 < curve["compaction.r3000.log_events"] <= 4 < curve["compaction.r3000.bytes"]
+    compacted = [Figure(**figure) for figure in found["compaction"]]
+    assert "\n".join(_compaction(compacted)) in report
     assert not _work_directory(errors).exists()
 
 
@@ -374,3 +386,9 @@ def test_repair_plan_options_figures_and_table() -> None:
     assert [row[1] for row in rows] == ["1", "10", "1,000"], table
     assert any(line.startswith("  equal roots: ") for line in table), table
     assert any("1,000 of 2,000 keys differing" in message for message in messages), messages
+
+
+def test_compaction_rewrites_must_be_whole_rounds(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--compaction-rewrites", "1500"])
+    assert "multiple of 1000" in capsys.readouterr().err

@@ -84,6 +84,7 @@ def test_peering_timers_and_dial_overrides(tmp_path: Path) -> None:
         )
     )
     assert config.peering.heartbeat_ms == 250 and config.peering.dead_after_ms == 5000
+    assert config.peering.stale_after_ms == 7 * 24 * 3600 * 1000
     assert config.dial_overrides == {peer: "127.0.0.1:9"}
 
 
@@ -98,8 +99,15 @@ def test_peering_timers_and_dial_overrides(tmp_path: Path) -> None:
         ('[dial_overrides]\nnode = "127.0.0.1:1"\n', "not a node id"),
         (f'[dial_overrides]\n{"ab" * 32} = "here"\n', "HOST:PORT"),
         (f"[dial_overrides]\n{'ab' * 32} = 7\n", "expected"),
+        ("[peering]\nstale_after_ms = 5\n", "10-31622400000"),
+        ("[peering]\ncompact_interval_ms = 700000\n", "10-600000"),
+        ("[dns]\nudp_payload = 100\n", "udp_payload must be 512-4096"),
+        ("[dns]\nbogus = 1\n", "unknown setting 'bogus'"),
+        ("[weird]\n", r"unknown section \[weird\]"),
+        ("[dns]\nnsid = 5\n", "nsid"),
+        ("not toml ===\n", "peer53.toml"),
     ],
 )
-def test_bad_peering_settings(tmp_path: Path, extra: str, message: str) -> None:
+def test_bad_settings(tmp_path: Path, extra: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(_write(tmp_path, extra))

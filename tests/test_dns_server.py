@@ -142,7 +142,7 @@ def test_hostile_packets_never_stop_the_node(node: NodeProcess, zone: str) -> No
 
 
 def test_dns_keeps_answering_during_a_large_import(node: NodeProcess, zone: str) -> None:
-    lines = [f"h{i} 300 IN A 10.1.{i // 250}.{i % 250}" for i in range(20000)]
+    lines = [f"h{i} 300 IN A 10.1.{i // 250}.{i % 250}" for i in range(8000)]
     text = "$ORIGIN import.test.\n@ 3600 IN SOA ns1 h 1 1 1 1 1\n@ 3600 IN NS ns1\n"
     text += "\n".join(lines) + "\n"
     result: dict[str, int] = {}
@@ -164,6 +164,6 @@ def test_dns_keeps_answering_during_a_large_import(node: NodeProcess, zone: str)
     thread.join(timeout=120)
     assert result["status"] == 201
     assert answered > 0
-    last = node.query(dns.message.make_query("h19999.import.test.", "A"))
-    assert last.answer[0][0].to_text() == "10.1.79.249"
+    last = node.query(dns.message.make_query("h7999.import.test.", "A"))
+    assert last.answer[0][0].to_text() == "10.1.31.249"
     assert last.answer[0].rdtype == dns.rdatatype.A

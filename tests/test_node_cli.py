@@ -31,24 +31,15 @@ def test_run_without_init_is_a_clear_error(tmp_path: Path) -> None:
     assert "peer53 init" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        ("[dns]\nudp_payload = 100\n", "udp_payload must be 512-4096"),
-        ("[dns]\nbogus = 1\n", "unknown setting 'bogus'"),
-        ("[weird]\n", "unknown section [weird]"),
-        ("[dns]\nnsid = 5\n", "nsid"),
-        ("not toml ===\n", "peer53.toml"),
-    ],
-)
-def test_bad_config_is_refused(tmp_path: Path, extra: str, message: str) -> None:
+def test_bad_config_is_refused(tmp_path: Path) -> None:
+    """One case end to end; test_config checks each message."""
     data = tmp_path / "d"
     peer53("init", "--data-dir", str(data))
     with (data / "peer53.toml").open("a") as f:
-        f.write(extra)
+        f.write("[dns]\nudp_payload = 100\n")
     result = peer53("run", "--data-dir", str(data), check=False)
     assert result.returncode == 1
-    assert message in result.stderr and "Traceback" not in result.stderr
+    assert "udp_payload must be 512-4096" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_bad_listen_flag_is_refused(tmp_path: Path) -> None:

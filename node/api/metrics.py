@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import dns.rcode
 import dns.rdatatype
@@ -53,9 +54,10 @@ class MetricsSources:
 
 
 def cluster_metrics(state: NodeState, peering: Peering | None) -> Iterator[Metric]:
-    """The per-member numbers of GET /api/v1/cluster, from the same function."""
+    """The per-member and storage numbers of GET /api/v1/cluster, from the same function."""
     now_ms = time.time_ns() // 1_000_000
-    members = cluster_status(state, now_ms, peering)["members"]
+    status = cluster_status(state, now_ms, peering)
+    members = status["members"]
     labels = ["id", "name"]
     up = GaugeMetricFamily("peer53_member_up", "1 when the link to a member is up", labels=labels)
     seen = GaugeMetricFamily(
@@ -67,19 +69,49 @@ def cluster_metrics(state: NodeState, peering: Peering | None) -> Iterator[Metri
     lag_seconds = GaugeMetricFamily(
         "peer53_member_lag_seconds", "Age of the oldest such event", labels=labels
     )
+    stale = GaugeMetricFamily(
+        "peer53_member_stale",
+        "1 when a member is past the stale limit: it no longer holds back compaction",
+        labels=labels,
+    )
     for member in members:
         if member["state"] == "self":
             continue
         key = [member["id"], member["name"]]
         up.add_metric(key, 1 if member["state"] == "up" else 0)
+        stale.add_metric(key, 1 if member["membership"] == "stale" else 0)
         if peering is not None and member["id"] in peering.views:
             last = peering.views[member["id"]].last_seen_ms
             if last is not None:
                 seen.add_metric(key, last / 1000)
         lag_events.add_metric(key, member["lag"]["events"])
         lag_seconds.add_metric(key, member["lag"]["seconds"])
-    yield from (up, seen, lag_events, lag_seconds)
+    yield from (up, seen, lag_events, lag_seconds, stale)
     yield from repair_metrics(peering, {m["id"]: m["name"] for m in members})
+    yield from storage_metrics(status["storage"])
+
+
+STORAGE_COUNTERS = (
+    ("compaction_runs", "Compaction passes run"),
+    ("events_deleted", "Log events deleted by compaction"),
+    ("tombstones_purged", "Causally stable tombstones purged"),
+    ("snapshots_sent", "Snapshots sent to peers behind the compacted log"),
+    ("snapshots_installed", "Snapshots installed here"),
+    ("snapshots_refused", "Snapshots received and refused"),
+)
+STORAGE_GAUGES = (
+    ("log_events", "Events in the log, as of the last compaction"),
+    ("log_bytes", "Bytes of events in the log, as of the last compaction"),
+    ("tombstones", "Tombstones held, as of the last compaction"),
+)
+
+
+def storage_metrics(storage: dict[str, Any]) -> Iterator[Metric]:
+    for name, text in STORAGE_COUNTERS:
+        yield CounterMetricFamily(f"peer53_{name}", text, value=storage[name])
+    for name, text in STORAGE_GAUGES:
+        if storage[name] is not None:
+            yield GaugeMetricFamily(f"peer53_{name}", text, value=storage[name])
 
 
 REPAIR_COUNTERS = (

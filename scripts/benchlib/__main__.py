@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from scripts.benchlib import repair
+from scripts.benchlib import compaction, repair
 from scripts.benchlib.dnsperf import Load, Mode
 from scripts.benchlib.replication import DEFAULT, MAX_BATCH, NONE, PLAN, ReplicationPlan
 from scripts.benchlib.report import render
@@ -57,8 +57,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="scripts/bench",
         description="dnsperf against peer53 and Knot (optionally NSD) on one zone and query "
         "mix, alternating servers, then peer53's replication figures on clusters it forms, "
-        "then what anti-entropy repair costs (in-process); a report on stdout and all "
-        "figures as JSON",
+        "then what anti-entropy repair costs and how disk use behaves under churn with "
+        "compaction (both in-process); a report on stdout and all figures as JSON",
     )
     add = parser.add_argument
     add("--runs", type=int, default=5, help="runs per server and mode (default 5)")
@@ -127,6 +127,13 @@ def _parser() -> argparse.ArgumentParser:
         f"{', '.join(map(str, repair.DIFFERENCES))} keys differing "
         f"(default {','.join(map(str, repair.DEFAULT.sizes))})",
     )
+    add(
+        "--compaction-rewrites",
+        type=int,
+        default=compaction.DEFAULT.rewrites,
+        help=f"record rewrites of the disk-use curve, a multiple of {compaction.RECORDS}; "
+        f"0 skips it (default {compaction.DEFAULT.rewrites:,})",
+    )
     return parser
 
 
@@ -183,8 +190,15 @@ def main(argv: list[str] | None = None) -> int:
     PLAN.set(replication)
     repair_plan = _repair_plan(args)
     repair.PLAN.set(repair_plan)
+    if args.compaction_rewrites < 0 or args.compaction_rewrites % compaction.RECORDS:
+        parser.error(f"--compaction-rewrites must be a multiple of {compaction.RECORDS}")
+    compaction_plan = compaction.CompactionPlan(rewrites=args.compaction_rewrites)
+    compaction.PLAN.set(compaction_plan)
     seconds = (
-        estimated_seconds(plan) + replication.estimated_seconds() + repair_plan.estimated_seconds()
+        estimated_seconds(plan)
+        + replication.estimated_seconds()
+        + repair_plan.estimated_seconds()
+        + compaction_plan.estimated_seconds()
     )
     json_path = args.json or ROOT / "bench-results" / time.strftime("bench-%Y%m%dT%H%M%S.json")
     signal.signal(signal.SIGINT, _stop_on_signal)

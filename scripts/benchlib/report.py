@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from scripts.benchlib.compaction import RECORDS
 from scripts.benchlib.repair import EQUAL_ROOTS
 from scripts.benchlib.replication import Figure
 from scripts.benchlib.results import (
@@ -136,6 +137,28 @@ def _repair(figures: list[Figure]) -> list[str]:
     return lines
 
 
+def _compaction(figures: list[Figure]) -> list[str]:
+    """One row per point of the curve, from the figures' stable keys
+    (compaction.rN.what)."""
+    if not figures:
+        return ["compaction: not measured (--compaction-rewrites 0)"]
+    value = {figure.key: figure.value for figure in figures}
+    lines = [
+        f"compaction: the same {RECORDS:,} records rewritten again and again on one node, in "
+        "this process,",
+        "           a compaction pass after every round of rewrites; disk: database and WAL",
+        "     rewrites         disk bytes  log events  tombstones",
+    ]
+    for key in value:
+        if key.endswith(".bytes"):
+            stem = key.removesuffix(".bytes")
+            lines.append(
+                f"  {int(stem.split('.r')[1]):>11,} {value[key]:>18,.0f} "
+                f"{value[f'{stem}.log_events']:>11,.0f} {value[f'{stem}.tombstones']:>11,.0f}"
+            )
+    return lines
+
+
 def render(result: Result, json_path: str) -> str:
     table = rows(result.measurements)
     lines = [*_header(result), "", "medians of the runs (QPS spread in brackets):", COLUMNS]
@@ -151,6 +174,7 @@ def render(result: Result, json_path: str) -> str:
     else:
         lines.append("replication: not measured (--no-replication)")
     lines += _repair(result.repair)
+    lines += _compaction(result.compaction)
     lines += _notes(result, table)
     lines.append(f"full results: {json_path}")
     return "\n".join(lines) + "\n"

@@ -162,6 +162,7 @@ class Result:
     measurements: list[Measurement] = field(default_factory=list)
     replication: list[Figure] = field(default_factory=list)
     repair: list[Figure] = field(default_factory=list)
+    compaction: list[Figure] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         table = rows(self.measurements)
@@ -182,4 +183,5 @@ class Result:
             ],
             "replication": [asdict(figure) for figure in self.replication],
             "repair": [asdict(figure) for figure in self.repair],
+            "compaction": [asdict(figure) for figure in self.compaction],
         }

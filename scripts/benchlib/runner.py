@@ -14,6 +14,7 @@ from typing import Any
 
 from scripts.benchlib import dnsperf
 from scripts.benchlib.answers import check_answers
+from scripts.benchlib.compaction import measure_compaction
 from scripts.benchlib.cpu import CpuSample
 from scripts.benchlib.dnsperf import Mode
 from scripts.benchlib.repair import measure_repair
@@ -145,4 +146,5 @@ def run_bench(plan: Plan, workload: Workload, workdir: Path, progress: Progress)
         progress("stopping servers")
     result.replication = measure_replication(workdir, workload)
     result.repair = measure_repair(progress)
+    result.compaction = measure_compaction(workdir, progress)
     return result
