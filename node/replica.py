@@ -39,6 +39,7 @@ class Prepared:
     dead: set[str]
     install: Install | None = None  # a snapshot: its vector replaces this node's
     purged: frozenset[str] = frozenset()  # stable tombstones dropped
+    logged: Sequence[SignedEvent] = ()  # applied before; stored again, not applied
 
 
 class Replica:
@@ -184,13 +185,17 @@ class Replica:
                 damaged.add(key)
         return found, damaged
 
-    def prepare_repair(self, found: Mapping[str, Register], damaged: set[str]) -> Prepared:
-        """Registers that anti-entropy brought (from signed events applied here before),
-        and damaged keys to drop. A found register replaces a local one that is missing,
-        damaged, or that it beats; an intact local one that wins is kept."""
+    def prepare_repair(
+        self, found: Mapping[str, tuple[Register, SignedEvent]], damaged: set[str]
+    ) -> Prepared:
+        """Registers that anti-entropy brought, each with the signed event behind it (one
+        applied here before), and damaged keys to drop. A found register replaces a local
+        one that is missing, damaged, or that it beats; an intact local one that wins is
+        kept. The events of the registers taken go back into the log if compaction
+        deleted them: a register's event is always in the log."""
         _, broken = self.sources(found)
         changes = {}
-        for key, reg in found.items():
+        for key, (reg, _) in found.items():
             local = self.registers.get(key)
             if local == reg:
                 continue
@@ -199,7 +204,8 @@ class Replica:
         dead = self.materialiser.dead_keys(changes)
         live = {k: r for k, r in changes.items() if k not in dead}
         drop = {k for k in damaged - changes.keys() if self.registers.get(k) is not None}
-        return Prepared([], Plan(live, 0), dead | drop)
+        logged = list({found[k][1].id: found[k][1] for k in live}.values())
+        return Prepared([], Plan(live, 0), dead | drop, logged=logged)
 
     def prepare_install(
         self, vv: Mapping[str, int], entries: Mapping[str, SignedEvent]
@@ -232,6 +238,7 @@ class Replica:
             prepared.plan.changes,
             prepared.dead | prepared.purged,
             prepared.install,
+            prepared.logged,
         )
         return self.materialiser.build_generations(prepared.plan.changes)
 

@@ -171,7 +171,9 @@ class NodeState:
         self._applied(events)
         await trio.lowlevel.checkpoint()  # an inline commit yields only here, once applied
 
-    async def repair(self, found: Mapping[str, Register], damaged: set[str]) -> int:
+    async def repair(
+        self, found: Mapping[str, tuple[Register, SignedEvent]], damaged: set[str]
+    ) -> int:
         """Apply what anti-entropy found (see ``Replica.prepare_repair``); how many keys
         changed here."""
         async with self.lock:

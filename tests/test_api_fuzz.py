@@ -14,7 +14,7 @@ from pathlib import Path
 from tests.nodeproc import NodeProcess
 
 SEED = 53
-EXAMPLES = 20
+EXAMPLES = 8
 
 
 def test_generated_requests_get_documented_answers(tmp_path: Path) -> None:

@@ -130,7 +130,8 @@ def test_a_node_leaves(cluster5: Cluster) -> None:
     result = peer53(
         "leave", "--data-dir", str(node.data_dir), "--token", node.token, "--timeout", "20"
     )
-    assert f"has left the cluster; {others} of {others} other members applied it" in result.stderr
+    left = f"has left the cluster; {others} of {others} other members applied it"
+    assert left in result.stderr, result.stderr
     assert _put(cluster5, leaver, "after-leaving", "192.0.2.1").json()["error"]["code"] == (
         "not_a_member"
     )

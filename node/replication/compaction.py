@@ -47,7 +47,7 @@ class Compactor:
         self.views = views
         self.snapshots = snapshots
         self.others = others
-        self.stability = Stability()
+        self.stability = Stability(state.db.stable())
         self.stats = CompactionStats()
         self.stale: set[str] = set()
         self._started_ms = _now_ms()
@@ -104,7 +104,7 @@ class Compactor:
         async with self.state.lock:
             if self.snapshots.streaming:
                 return
-            deleted = await trio.to_thread.run_sync(replica.db.truncate, low)
+            deleted = await trio.to_thread.run_sync(replica.db.truncate, low, stable)
             sizes = await trio.to_thread.run_sync(replica.db.sizes)
         for origin, seq in low.items():
             replica.compacted[origin] = max(replica.compacted.get(origin, 0), seq)

@@ -82,9 +82,9 @@ class Peering:
         self.log = EventLog(state.data_dir / DB_FILE)
         self.snapshots = Snapshots(state)
         self.admission = Admission(state, self.snapshots)
-        self.repair = Repairer(state, self.log, self._ingest)
         self.views: dict[str, PeerView] = {}
         self.compactor = Compactor(state, self.views, self.snapshots, self._other_members)
+        self.repair = Repairer(state, self.log, self._ingest, self.compactor.stability)
         self.links: dict[str, Link] = {}
         self.buffer = CausalBuffer()
         self.rejected: Counter[str] = Counter()  # events, by reason

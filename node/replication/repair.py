@@ -28,6 +28,7 @@ from node.replication.eventlog import EventLog
 from node.replication.link import Link
 from node.replication.wire import MAX_EVENT_BYTES_PER_MESSAGE
 from node.service import NodeState
+from protocol.compaction import Stability, is_stable
 from protocol.events import EventError, SignedEvent, verify_signature
 from protocol.peer import (
     MAX_EVENTS_PER_MESSAGE,
@@ -70,10 +71,15 @@ Ingest = Callable[[Link, list[SignedEvent]], Awaitable[None]]
 
 
 class Repairer:
-    def __init__(self, state: NodeState, log_: EventLog, ingest: Ingest) -> None:
+    def __init__(
+        self, state: NodeState, log_: EventLog, ingest: Ingest, stability: Stability
+    ) -> None:
         self.state = state
         self._log = log_
         self._ingest = ingest
+        # A tombstone this node may purge is neither sent nor taken: the side that lacks it
+        # purged it, and this side will (DESIGN: a purged key counts as deleted).
+        self._stability = stability
         self.stats: dict[str, RepairStats] = {}
         self._rounds: dict[str, RepairRound] = {}
         self._next_round = 1
@@ -186,6 +192,7 @@ class Repairer:
         dropped here, except those in ``keep``: the peer holds them, and what it sends
         replaces them."""
         own, damaged = self.state.replica.sources(keys)
+        own = {k: e for k, e in own.items() if not self._purgeable(e, k)}
         damaged -= keep
         if damaged:
             log.warning("dropping %d damaged state entries found by repair", len(damaged))
@@ -220,6 +227,10 @@ class Repairer:
         if events or round_id:
             yield Repair(round_id, bool(round_id), keys, events)
 
+    def _purgeable(self, event: SignedEvent, key: str) -> bool:
+        body = event.body
+        return body.writes[key] is None and is_stable(self._stability.stable, body.origin, body.seq)
+
     def _authentic(self, event: SignedEvent) -> bool:
         """An event this node applied, byte for byte; one whose log row is gone is
         checked by its signature."""
@@ -240,7 +251,7 @@ class Repairer:
         stats = self._stats(link.peer_id)
         stats.keys_received += len(message.keys)
         keys = set(message.keys)
-        found: dict[str, Register] = {}
+        found: dict[str, tuple[Register, SignedEvent]] = {}
         unapplied: list[SignedEvent] = []
         for event in message.events:
             body = event.body
@@ -249,8 +260,11 @@ class Repairer:
                 continue
             for key in keys & body.writes.keys():
                 reg = Register.written(body.writes[key], event)
-                if key not in found or wins(key, reg, found[key]):
-                    found[key] = reg
+                if key not in found or wins(key, reg, found[key][0]):
+                    found[key] = (reg, event)
+        # A key whose winner is a tombstone this node may purge stays as it is: taking an
+        # older write of it from the same message would bring the record back.
+        found = {k: f for k, f in found.items() if not self._purgeable(f[1], k)}
         if unapplied:
             await self._ingest(link, unapplied)
         if not found:
@@ -259,10 +273,10 @@ class Repairer:
         back = {}
         for key, event in own.items():
             local = replica.registers.get(key)
-            if local is not None and local != found[key] and wins(key, local, found[key]):
+            if local is not None and local != found[key][0] and wins(key, local, found[key][0]):
                 back[key] = event
         stats.keys_repaired += await self.state.repair(
-            {k: r for k, r in found.items() if k not in back}, set()
+            {k: found[k] for k in found.keys() - back.keys()}, set()
         )
         if back:
             link.send_soon(list(self._pack(link, 0, back)))

@@ -5,7 +5,8 @@ origin (with its HLC stamp, so the clock never goes back even when compaction de
 event). The log may hold events beyond it: after a snapshot replaced the state, this
 node's own and other unreplayed events wait there to be applied again (see
 ``Replica.load``). ``meta`` holds ``compacted``, the vector up to which the log was
-truncated: an event at or below it is kept only while a state register refers to it.
+truncated: an event at or below it is kept only while a state register refers to it; and
+``stable``, below which tombstones were causally stable (``protocol.compaction``).
 
 One writer at a time (the caller serialises writes with a lock) and every commit uses
 ``synchronous=FULL`` in WAL mode, so an acknowledged write survives power loss. The
@@ -111,7 +112,14 @@ class Database:
         return {origin: seq for origin, seq in rows}
 
     def compacted(self) -> dict[str, int]:
-        text = self.meta("compacted")
+        return self._vector("compacted")
+
+    def stable(self) -> dict[str, int]:
+        """The vector below which tombstones were causally stable at the last compaction."""
+        return self._vector("stable")
+
+    def _vector(self, key: str) -> dict[str, int]:
+        text = self.meta(key)
         return {} if text is None else dict(json.loads(text))
 
     def last_hlc(self) -> int:
@@ -130,10 +138,14 @@ class Database:
         with self.db.atomic():
             return self.db.conn.execute(f"DELETE FROM events WHERE {_UNAPPLIED}").rowcount
 
-    def truncate(self, upto: Mapping[str, int]) -> int:
-        """Delete the events at or below ``upto`` that no state register refers to, and
-        raise ``compacted`` to it; how many events went."""
+    def truncate(self, upto: Mapping[str, int], stable: Mapping[str, int]) -> int:
+        """Delete the events at or below ``upto`` that no state register refers to, raise
+        ``compacted`` to it and keep the ``stable`` vector; how many events went."""
         with self.db.atomic():
+            self.db.conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('stable', ?)",
+                [json.dumps(dict(stable), sort_keys=True)],
+            )
             return self._truncate(upto)
 
     def _truncate(self, upto: Mapping[str, int]) -> int:
@@ -178,13 +190,20 @@ class Database:
         changes: Mapping[str, Register],
         dropped: Iterable[str],
         install: Install | None = None,
+        logged: Sequence[SignedEvent] = (),
     ) -> None:
         """Append events and write their state changes in one durable transaction. An
         event may already be in the log: one applied again after a snapshot. With
         ``install``, the events are a snapshot's, the applied vector is replaced by its
-        vector, and the log is truncated to it."""
+        vector, and the log is truncated to it. ``logged`` events were applied before and
+        are only stored again (anti-entropy brought a register whose event compaction had
+        deleted); they do not move the vector."""
         with self.db.atomic():
             conn = self.db.conn
+            conn.executemany(
+                "INSERT OR IGNORE INTO events (origin, seq, id, hlc, wire) VALUES (?, ?, ?, ?, ?)",
+                ((e.body.origin, e.body.seq, e.id, e.body.hlc, e.to_wire()) for e in logged),
+            )
             conn.executemany(
                 "INSERT OR REPLACE INTO events (origin, seq, id, hlc, wire) VALUES (?, ?, ?, ?, ?)",
                 ((e.body.origin, e.body.seq, e.id, e.body.hlc, e.to_wire()) for e in events),

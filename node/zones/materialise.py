@@ -126,6 +126,16 @@ class Materialiser:
         self.table = table
         self._zones: dict[str, ZoneKeys] = {}
         self._parsed: dict[tuple[dns.rdatatype.RdataType, str], dns.rdata.Rdata] = {}
+        # Keys parsed while one change is prepared, committed and applied: each step reads
+        # them again. Cleared, like ``_parsed``, once the change is applied.
+        self._keys: dict[str, StateKey | None] = {}
+
+    def _record_key(self, key: str) -> StateKey | None:
+        try:
+            return self._keys[key]
+        except KeyError:
+            parsed = self._keys[key] = _zone_record_key(key)
+            return parsed
 
     def zone_generation(self, zone: str) -> ZoneKeys | None:
         return self._zones.get(zone)
@@ -160,7 +170,7 @@ class Materialiser:
         fresh = self._new_generations(changes)
         dead: set[str] = set()
         for key in changes:
-            parsed = _zone_record_key(key)
+            parsed = self._record_key(key)
             if parsed is None:
                 continue
             keys = fresh.get(parsed.zone) or self._zones.get(parsed.zone)
@@ -176,7 +186,7 @@ class Materialiser:
         """Build the zones that ``changes`` start anew; reads nothing but ``changes``."""
         fresh = self._new_generations(changes)
         for key in changes:
-            parsed = _zone_record_key(key)
+            parsed = self._record_key(key)
             if parsed is not None and parsed.zone in fresh and parsed.gen == fresh[parsed.zone].gen:
                 fresh[parsed.zone].index(key, parsed)
 
@@ -229,7 +239,7 @@ class Materialiser:
                 keys.last_serial = reg.value.get("serial")
                 dirty[key[5:]] = set(keys.by_owner)
         for key in [*changes, *removed]:
-            parsed = _zone_record_key(key)
+            parsed = self._record_key(key)
             if parsed is None or parsed.zone in generations.keys:
                 continue
             current = self._zones.get(parsed.zone)
@@ -243,9 +253,10 @@ class Materialiser:
         for zone_text, owners in dirty.items():
             self._refresh(zone_text, owners)
         self._parsed.clear()
+        self._keys.clear()
 
     def _unindex(self, key: str) -> None:
-        parsed = _zone_record_key(key)
+        parsed = self._record_key(key)
         current = None if parsed is None else self._zones.get(parsed.zone)
         if parsed is not None and current is not None and parsed.gen == current.gen:
             current.unindex(key, parsed)
