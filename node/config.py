@@ -191,6 +191,8 @@ def validate(config: NodeConfig) -> NodeConfig:
             raise ConfigError(f"[peering] {timer.name} must be 10-{top} milliseconds")
     if config.peering.dead_after_ms <= config.peering.heartbeat_ms:
         raise ConfigError("[peering] dead_after_ms must be longer than heartbeat_ms")
+    if config.peering.stale_after_ms <= 2 * config.peering.dead_after_ms:
+        raise ConfigError("[peering] stale_after_ms must be longer than twice dead_after_ms")
     if config.peering.backoff_max_ms < config.peering.backoff_min_ms:
         raise ConfigError("[peering] backoff_max_ms must be at least backoff_min_ms")
     return config

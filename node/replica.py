@@ -203,7 +203,8 @@ class Replica:
                 changes[key] = reg
         dead = self.materialiser.dead_keys(changes)
         live = {k: r for k, r in changes.items() if k not in dead}
-        drop = {k for k in damaged - changes.keys() if self.registers.get(k) is not None}
+        _, still = self.sources(damaged - changes.keys())  # checked again under the lock
+        drop = {k for k in still if self.registers.get(k) is not None}
         logged = list({found[k][1].id: found[k][1] for k in live}.values())
         return Prepared([], Plan(live, 0), dead | drop, logged=logged)
 
@@ -216,6 +217,13 @@ class Replica:
         truncated past the snapshot's vector."""
         if not covers(vv, self.compacted):
             raise SnapshotError("the snapshot is older than this node's compacted log")
+        for key, event in entries.items():
+            try:
+                check_write(key, event.body.writes[key])
+            except StateKeyError as exc:
+                raise SnapshotError(f"the snapshot holds a bad write: {exc}") from None
+            if key.startswith("cut ") and not key.endswith(" " + event.body.origin):
+                raise SnapshotError(f"the snapshot holds a cut report {key!r} of another node")
         registers = {key: Register.written(e.body.writes[key], e) for key, e in entries.items()}
         for origin in {e.body.origin for e in entries.values()}:
             if member_key(origin) not in registers:

@@ -55,10 +55,18 @@ class Stability:
 
     stable: dict[str, int] = field(default_factory=dict)
     pending: list[Checkpoint] = field(default_factory=list)
+    counted: set[str] = field(default_factory=set)
 
     def observe(self, acks: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
         """Take the acks of the members that count (member -> its vector, this node's
-        own included) and return the stable vector."""
+        own included) and return the stable vector.
+
+        A member that starts counting (one that joined, or came back from stale) has no
+        entry in the pending checkpoints, which could then pass while its concurrent
+        events are still on their way: they are dropped and taken again."""
+        if acks.keys() - self.counted:
+            self.pending.clear()
+        self.counted = set(acks)
         low = floor(acks.values())
         own = {member: vector.get(member, 0) for member, vector in acks.items()}
         for checkpoint in list(self.pending):

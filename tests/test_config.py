@@ -100,6 +100,7 @@ def test_peering_timers_and_dial_overrides(tmp_path: Path) -> None:
         (f'[dial_overrides]\n{"ab" * 32} = "here"\n', "HOST:PORT"),
         (f"[dial_overrides]\n{'ab' * 32} = 7\n", "expected"),
         ("[peering]\nstale_after_ms = 5\n", "10-31622400000"),
+        ("[peering]\nstale_after_ms = 9000\n", "twice dead_after_ms"),
         ("[peering]\ncompact_interval_ms = 700000\n", "10-600000"),
         ("[dns]\nudp_payload = 100\n", "udp_payload must be 512-4096"),
         ("[dns]\nbogus = 1\n", "unknown setting 'bogus'"),

@@ -164,13 +164,19 @@ def test_a_member_cut_off_past_the_stale_limit_resyncs_from_a_snapshot(cluster3:
         c_has = cluster3.status(2)["clock"]["version_vector"][a]
 
         def compacted_past_c() -> bool:
-            status = cluster3.status(0)
-            member = next(m for m in status["members"] if m["id"] == c)
-            return member["membership"] == "stale" and status["storage"]["compacted"][a] > c_has
+            """A and B both: otherwise C could catch up with events from the other."""
+            for index in (0, 1):
+                status = cluster3.status(index)
+                member = next(m for m in status["members"] if m["id"] == c)
+                if member["membership"] != "stale" or status["storage"]["compacted"][a] <= c_has:
+                    return False
+            return True
 
         # The majority marks C stale and compacts past it; C, in a minority, marks nobody.
         poll(
-            compacted_past_c, "A did not compact past the cut-off member", 4 * STALE_AFTER_MS / 1000
+            compacted_past_c,
+            "A and B did not compact past the cut-off member",
+            4 * STALE_AFTER_MS / 1000,
         )
         seen_from_c = cluster3.status(2)["members"]
         assert all(m["membership"] != "stale" for m in seen_from_c), seen_from_c

@@ -2,10 +2,10 @@
 
 Every ``compact_interval_ms`` a pass takes the acknowledged vectors of the members that
 count, purges the causally stable tombstones, then deletes the log events below the floor
-that no register refers to. A member unheard of for ``stale_after_ms`` (since this node
-started, if it never was) is *stale*: it no longer counts, so it cannot pin the log, and it
-gets a snapshot when it returns. A member never heard of since start that is not stale yet
-stops the pass: its position is unknown.
+that no register refers to. A member unheard of for ``stale_after_ms`` (counted from when
+this node first saw it active, if it never heard from it) is *stale*: it no longer counts,
+so it cannot pin the log, and it gets a snapshot when it returns. A member never heard of
+that is not stale yet stops the pass: its position is unknown.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class Compactor:
         self.stability = Stability(state.db.stable())
         self.stats = CompactionStats()
         self.stale: set[str] = set()
-        self._started_ms = _now_ms()
+        self._since: dict[str, int] = {}  # member -> when this node first saw it active
 
     async def run(self) -> None:
         interval = self.state.config.peering.compact_interval_ms / 1000
@@ -62,28 +62,33 @@ class Compactor:
         """The vectors of the members that count, this node's included; None while one
         that counts has not been heard from since start (its position is unknown).
 
-        Members go stale only while this node hears from a majority of the active
-        members, itself included: a node cut off in a minority would otherwise count
-        only itself and delete its own events that nobody else has yet."""
-        limit = self.state.config.peering.stale_after_ms
+        Members go stale only while this node hears from a majority of the active members
+        right now (within ``dead_after_ms``), itself included: a node cut off in a
+        minority would otherwise count only itself and delete its own events that nobody
+        else has. A member's silence counts from when this node first saw it active."""
+        timers = self.state.config.peering
         others = self.others()
         known: dict[str, dict[str, int]] = {}
         overdue = set()
+        live = 1
         for member in others:
+            since = self._since.setdefault(member, now_ms)
             view = self.views.get(member)
             seen = None if view is None else view.last_seen_ms
-            if now_ms - (self._started_ms if seen is None else seen) > limit:
+            silent = now_ms - (since if seen is None else max(seen, since))
+            if silent > timers.stale_after_ms:
                 overdue.add(member)
+            if silent <= timers.dead_after_ms:
+                live += 1
             if view is not None and seen is not None:
                 known[member] = dict(view.acked)
-        heard = 1 + len(known.keys() - overdue)
-        stale = overdue if 2 * heard > 1 + len(others) else set()
+        stale = overdue if 2 * live > 1 + len(others) else set()
         for member in stale - self.stale:
             log.warning(
                 "member %s unheard of for over %d ms: it no longer holds back compaction, and "
                 "resyncs from a snapshot when it returns",
                 member[:12],
-                limit,
+                timers.stale_after_ms,
             )
         self.stale = stale
         counted = [m for m in others if m not in stale]

@@ -21,6 +21,7 @@ Theory of operation:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from collections import Counter
@@ -497,7 +498,7 @@ class Peering:
         try:
             replayed = await self.state.install(reader.vv, reader.entries)
         except SnapshotError as exc:
-            self.snapshots.refuse(link, exc)
+            self.snapshots.refuse(link, exc, midway=False)
             return
         self.snapshots.installed()
         self.log.forget()
@@ -508,7 +509,8 @@ class Peering:
             len(reader.entries),
             replayed,
         )
-        self._ingest_send.send_nowait((None, []))  # events held for it may apply now
+        self._membership_changed.set()  # cut reports the snapshot's members may owe
+        self._poke_ingest()  # events held for it may apply now
 
     def _request_gaps(self, link: Link) -> None:
         for origin, after in self.buffer.gaps(self.state.replica.vv).items():
@@ -528,7 +530,12 @@ class Peering:
             self._membership_changed.set()
             if self._held:  # a report or a member change may decide what was held
                 self._recheck = True
-                self._ingest_send.send_nowait((None, []))
+                self._poke_ingest()
+
+    def _poke_ingest(self) -> None:
+        """Make the ingest loop deliver again; a full queue means it will anyway."""
+        with contextlib.suppress(trio.WouldBlock):
+            self._ingest_send.send_nowait((None, []))
 
     def _cut_reports(self, departed: list[str]) -> dict[str, JSONValue]:
         vv = self.state.replica.vv

@@ -38,6 +38,7 @@ class Snapshots:
         self.streaming = 0
         self.stats = SnapshotStats()
         self._readers: dict[object, SnapshotReader] = {}
+        self._refused: set[object] = set()  # sources whose current snapshot was refused
 
     @asynccontextmanager
     async def take(self) -> AsyncIterator[tuple[dict[str, int], Iterator[Snapshot]]]:
@@ -64,11 +65,15 @@ class Snapshots:
     async def receive(self, source: object, message: Snapshot) -> SnapshotReader | None:
         """Collect one message from ``source`` (a link); the whole checked snapshot once
         its last message is in. A bad snapshot is dropped with a warning."""
+        if source in self._refused:  # the rest of a refused snapshot: never a whole one
+            if message.last:
+                self._refused.discard(source)
+            return None
         reader = self._readers.setdefault(source, SnapshotReader(self.state.identity.cluster_id))
         try:
             done = await trio.to_thread.run_sync(reader.add, message)
         except SnapshotError as exc:
-            self.refuse(source, exc)
+            self.refuse(source, exc, midway=not message.last)
             return None
         if not done:
             return None
@@ -79,11 +84,14 @@ class Snapshots:
         self.stats.installed += 1
         self.stats.last_installed_ms = time.time_ns() // 1_000_000
 
-    def refuse(self, source: object, exc: Exception) -> None:
+    def refuse(self, source: object, exc: Exception, midway: bool = True) -> None:
         self._readers.pop(source, None)
+        if midway:
+            self._refused.add(source)
         self.stats.refused += 1
         log.warning("refused a snapshot: %s", exc)
 
     def forget(self, source: object) -> None:
         """A link closed: drop its partial snapshot."""
         self._readers.pop(source, None)
+        self._refused.discard(source)
