@@ -98,13 +98,29 @@ class Compactor:
             m: known[m] for m in counted
         }
 
+    def _departures_settled(self, counted: set[str], low: dict[str, int]) -> bool:
+        """Whether every member that left or was removed has its cut settled (every member
+        that counts reported it) and the floor holds its events up to the cut. Until then
+        one of its events may still arrive and be concurrent with a tombstone, while the
+        stability rule no longer waits for it (it does not count): nothing is purged."""
+        replica = self.state.replica
+        for node_id, value in replica.registers.objects("member"):
+            if value.get("status") not in ("left", "removed"):
+                continue
+            reports = replica.cut_reports(node_id)
+            if not counted <= reports.keys() or low.get(node_id, 0) < max(reports.values()):
+                return False
+        return True
+
     async def compact(self) -> None:
         acks = self.acks(_now_ms())
         if acks is None or self.snapshots.streaming:
             return
-        stable = self.stability.observe(acks)
         low = floor(acks.values())
-        purged = await self.state.purge(stable) if stable else 0
+        purged = 0
+        if self._departures_settled(set(acks), low):
+            stable = self.stability.observe(acks)
+            purged = await self.state.purge(stable) if stable else 0
         replica = self.state.replica
         async with self.state.lock:
             if self.snapshots.streaming:

@@ -60,7 +60,7 @@ from protocol.clock import hlc_physical_ms
 from protocol.compaction import covers
 from protocol.events import EventError, SignedEvent, verify_signature
 from protocol.membership import cut_key
-from protocol.peer import PROTOCOL_VERSION, Error, Hello, Pull, Snapshot, check_hello
+from protocol.peer import PROTOCOL_VERSION, Error, Hello, Pong, Pull, Snapshot, check_hello
 from protocol.snapshot import SnapshotError
 from protocol.statekeys import member_key
 
@@ -103,6 +103,7 @@ class Peering:
         self._ingest_send, self._ingest_receive = send, receive
         self._acks = trio.Event()
         self._dialers: set[str] = set()
+        self._closing: dict[str, Link] = {}  # links to close at the next round
         self._own_needed = 0
         self._reported_needed = 0
         self._hello_seen = False
@@ -137,9 +138,10 @@ class Peering:
         return [m for m in self.state.replica.active_members() if m != self.me]
 
     async def _supervise(self, nursery: trio.Nursery) -> None:
-        """Dial every active member; close links to nodes that are no longer members. A
-        node that left or was removed dials nobody, and keeps a link only until that peer
-        has acknowledged every event of its own (its departure included)."""
+        """Dial every active member; close links to nodes that are no longer members, one
+        round after a last PONG, so that a node that is leaving hears that its departure
+        was applied. A node that left or was removed dials nobody, and keeps a link only
+        until that peer has acknowledged every event of its own (its departure included)."""
         while True:
             members = set(self._other_members())
             if not self.state.replica.is_member(self.me):
@@ -149,8 +151,14 @@ class Peering:
                 self._dialers.add(node_id)
                 nursery.start_soon(self._dial_loop, node_id)
             for node_id, link in list(self.links.items()):
-                if node_id not in members:
+                if node_id in members:
+                    continue
+                if self._closing.get(node_id) is link:
+                    del self._closing[node_id]
                     link.close()
+                else:  # a last acknowledgement first: a departing node waits for it
+                    self._closing[node_id] = link
+                    link.send_soon([Pong(dict(self.state.replica.vv))])
             await trio.sleep(self.timers.heartbeat_ms / 1000)
 
     def _view(self, peer_id: str) -> PeerView:
