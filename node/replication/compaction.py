@@ -118,6 +118,7 @@ class Compactor:
             return
         low = floor(acks.values())
         purged = 0
+        stable = self.stability.stable
         if self._departures_settled(set(acks), low):
             stable = self.stability.observe(acks)
             purged = await self.state.purge(stable) if stable else 0
