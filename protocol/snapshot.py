@@ -95,6 +95,3 @@ class SnapshotReader:
                     raise SnapshotError(f"the snapshot lists {key!r} twice")
                 self.entries[key] = event
         return message.last
-
-    def origins(self) -> set[str]:
-        return {event.body.origin for event in self.entries.values()}

@@ -51,7 +51,6 @@ class CompactionPlan:
 
 
 DEFAULT = CompactionPlan()
-NONE = CompactionPlan(rewrites=0)
 PLAN: ContextVar[CompactionPlan] = ContextVar("compaction_plan", default=DEFAULT)
 """What ``measure_compaction`` measures; the bench's command line sets it."""
 
