@@ -1,9 +1,10 @@
-"""Taking snapshots to send, and installing received ones (see ``protocol.snapshot``).
+"""Taking snapshots to send, and collecting and checking received ones (see
+``protocol.snapshot``; ``NodeState.install`` installs them).
 
-A snapshot is taken under the write lock, so its registers and vector are one moment's;
-the signed events behind them are read then too. While one streams, compaction waits
-(``streaming``), because a register overwritten meanwhile would leave its old event
-unreferenced, and truncation could delete it before it is sent.
+A snapshot is taken under the write lock, so its registers and vector are one moment's,
+and the signed events behind them are read into memory then. Compaction still waits while
+one streams (``streaming``), so that a slow peer's snapshot is never older than this
+node's compaction point by the time it is installed.
 """
 
 from __future__ import annotations
