@@ -189,7 +189,7 @@ def _load_snapshot(path: Path, node_id: str, cluster_id: str, welcome: Welcome) 
         db.set_meta(
             {"node_id": node_id, "cluster_id": cluster_id, "schema_version": str(SCHEMA_VERSION)}
         )
-        replica = Replica(db, cluster_id)
+        replica = Replica(db, cluster_id, node_id)
         snapshot = welcome.snapshot
         assert snapshot.vv is not None  # set by its first message
         try:

@@ -43,7 +43,7 @@ def _departure(replica: Replica, node_id: str, status: str, me: str) -> dict[str
     own departure also counts the event that carries it (its next sequence number)."""
     value = replica.registers.value(member_key(node_id))
     assert isinstance(value, dict)
-    seen = replica.vv.get(node_id, 0) + (1 if node_id == me else 0)
+    seen = replica.seen(node_id) + (1 if node_id == me else 0)
     return {
         member_key(node_id): {**value, "status": status},
         cut_key(node_id, me): {"seq": seen},

@@ -43,9 +43,10 @@ class Prepared:
 
 
 class Replica:
-    def __init__(self, db: Database, cluster_id: str) -> None:
+    def __init__(self, db: Database, cluster_id: str, node_id: str) -> None:
         self.db = db
         self.cluster_id = cluster_id
+        self.me = node_id
         self.registers = Registers()
         self.zones = ZoneTable()
         self.materialiser = Materialiser(self.registers, self.zones)
@@ -56,8 +57,9 @@ class Replica:
         self.heard_cuts: dict[str, dict[str, int]] = {}
 
     def load(self) -> None:
-        """Rebuild memory from SQLite at start-up, and apply any logged events a snapshot
-        did not cover (an install stopped between its two commits)."""
+        """Rebuild memory from SQLite at start-up, and apply the logged events a snapshot
+        did not cover (an install stopped before they were applied again) as far as they
+        go; what does not apply yet stays logged (``pending``) for peering to deliver."""
         self.registers.load(self.db.registers())
         self.vv.update(self.db.version_vector())
         self.compacted.update(self.db.compacted())
@@ -66,20 +68,25 @@ class Replica:
             try:
                 self.apply(unit)
             except EventError as exc:
-                log.warning("a logged event does not apply again: %s", exc)
-        self.forget_unapplied()
+                log.warning("logged events wait to be applied again: %s", exc)
+                return
+
+    def pending(self) -> list[SignedEvent]:
+        """Logged events beyond the vector: this node's own writes and others' that a
+        snapshot it installed did not cover. Never deleted unless refused for good."""
+        return self.db.unapplied()
+
+    def forget(self, events: Sequence[SignedEvent]) -> None:
+        """Drop logged copies of pending events that were refused for good."""
+        if gone := self.db.forget(events):
+            log.warning("%d logged events were refused and dropped", gone)
 
     def replayable(self) -> list[SignedEvent]:
-        """Logged events beyond the vector, in an order they apply in."""
-        events = self.db.unapplied()
+        """The pending events that apply now, in an order they apply in."""
+        events = self.pending()
         buffer = CausalBuffer(max_pending=len(events) + 1)
         buffer.add(events, self.vv)
         return buffer.ready(self.vv)
-
-    def forget_unapplied(self) -> None:
-        gone = self.db.forget_unapplied()
-        if gone:
-            log.warning("%d logged events could not be applied again and were dropped", gone)
 
     def active_members(self) -> list[str]:
         return [i for i, v in self.registers.objects("member") if v.get("status") == "active"]
@@ -104,13 +111,23 @@ class Replica:
                 reports[ident[len(prefix) :]] = value["seq"]
         return reports
 
+    def seen(self, origin: str) -> int:
+        """How many of ``origin``'s events this node has: applied, or logged and pending
+        without a gap (a snapshot did not cover them). A cut report counts these, so that
+        a departed member's events that only this node has still apply after a snapshot,
+        and this node's own events that followed them can apply too."""
+        return self.db.logged_upto(origin, self.vv.get(origin, 0))
+
     def _check_origin(self, event: SignedEvent, joined: set[str]) -> None:
         body = event.body
         if body.origin in joined or self.is_member(body.origin):
             return
         if self.membership(body.origin) in ("left", "removed"):
             reporters = [m for m in self.active_members() if m != body.origin]
-            verdict = departed_event(body.seq, self.cut_reports(body.origin), reporters)
+            reports = self.cut_reports(body.origin)
+            if self.me in reporters:  # until it writes its report: the one it will write
+                reports.setdefault(self.me, self.seen(body.origin))
+            verdict = departed_event(body.seq, reports, reporters)
             if verdict is Verdict.APPLY:
                 return
             if verdict is Verdict.WAIT:
@@ -225,9 +242,7 @@ class Replica:
             if key.startswith("cut ") and not key.endswith(" " + event.body.origin):
                 raise SnapshotError(f"the snapshot holds a cut report {key!r} of another node")
         registers = {key: Register.written(e.body.writes[key], e) for key, e in entries.items()}
-        for origin in {e.body.origin for e in entries.values()}:
-            if member_key(origin) not in registers:
-                raise SnapshotError(f"the snapshot holds events of {origin[:12]}, not a member")
+        _check_snapshot_origins(registers)
         changes = {k: r for k, r in registers.items() if self.registers.get(k) != r}
         dropped = {k for k, _ in self.registers.items() if k not in registers}
         events = list({e.id: e for e in entries.values()}.values())
@@ -268,6 +283,36 @@ class Replica:
         """All three steps at once, for callers outside trio (init, tests)."""
         prepared = self.prepare(events)
         return self.finish(prepared, self.commit(prepared))
+
+
+def _check_snapshot_origins(registers: Mapping[str, Register]) -> None:
+    """Every event in a snapshot is by a member, and none of a departed member's is past
+    the cut its own registers settle (``protocol.membership``): what no member applies."""
+    newest: dict[str, int] = {}
+    for reg in registers.values():
+        newest[reg.origin] = max(newest.get(reg.origin, 0), reg.seq)
+    status = {
+        key.removeprefix("member "): reg.value.get("status")
+        for key, reg in registers.items()
+        if key.startswith("member ") and isinstance(reg.value, dict)
+    }
+    active = [node_id for node_id, s in status.items() if s == "active"]
+    for origin, seq in newest.items():
+        if origin not in status:
+            raise SnapshotError(f"the snapshot holds events of {origin[:12]}, not a member")
+        if status[origin] == "active":
+            continue
+        prefix = f"cut {origin} "
+        reports = {
+            key.removeprefix(prefix): int(reg.value["seq"])
+            for key, reg in registers.items()
+            if key.startswith(prefix) and isinstance(reg.value, dict)
+        }
+        reporters = [m for m in active if m != origin]
+        if departed_event(seq, reports, reporters) is Verdict.REFUSE:
+            raise SnapshotError(
+                f"the snapshot holds event {seq} of departed {origin[:12]}, past its cut"
+            )
 
 
 def _check_groups(events: Sequence[SignedEvent]) -> None:

@@ -7,6 +7,7 @@ then update memory. The API answers only after that, so an acknowledged write is
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -26,6 +27,8 @@ from node.zones.materialise import Generations
 from protocol.canonical import JSONValue
 from protocol.clock import hlc_observe
 from protocol.events import EventError, SignedEvent
+
+log = logging.getLogger("peer53.state")
 
 DB_FILE = "peer53.db"
 # Events from peers with at most this many writes in all are checked and committed on the
@@ -57,7 +60,7 @@ class NodeState:
         if node_id is None or cluster_id is None:
             raise DataDirError(f"{data_dir / DB_FILE} has no node identity; was init interrupted?")
         self.identity = NodeIdentity(node_id, cluster_id)
-        self.replica = Replica(db, cluster_id)
+        self.replica = Replica(db, cluster_id, node_id)
         key = load_signing_key(IdentityFiles(data_dir).node_key)
         self.writer = Writer(self.replica, key, db.last_hlc())
         if self.writer.node_id != node_id:
@@ -182,11 +185,16 @@ class NodeState:
             )
         return len(prepared.plan.changes) + len(prepared.dead)
 
-    async def install(self, vv: Mapping[str, int], entries: Mapping[str, SignedEvent]) -> int:
+    async def install(
+        self, vv: Mapping[str, int], entries: Mapping[str, SignedEvent]
+    ) -> tuple[int, list[SignedEvent]]:
         """Replace the state with a snapshot's (``Replica.prepare_install``), then apply
         again the logged events it does not cover: this node's own writes that never
         reached the sender, and any others. SnapshotError changes nothing. How many events
-        applied again."""
+        applied again, and the logged events that do not apply yet (a departed member's
+        awaiting cut reports, and what follows them), which stay logged for the caller to
+        deliver; while any is this node's own, local writes are held, since a new write
+        would take its sequence number."""
         async with self.lock:
             await self._commit_locked(
                 len(entries), partial(self.replica.prepare_install, vv, entries)
@@ -200,12 +208,15 @@ class NodeState:
                         sum(len(e.body.writes) for e in unit),
                         partial(self.replica.prepare, unit, verified=True),
                     )
-                except EventError:
-                    continue
+                except EventError as exc:
+                    log.warning("logged events wait to be applied again: %s", exc)
+                    break
                 replayed.extend(unit)
-            await trio.to_thread.run_sync(self.replica.forget_unapplied)
+            pending = await trio.to_thread.run_sync(self.replica.pending)
+            if any(e.body.origin == self.identity.node_id for e in pending):
+                self.hold_writes()
         self._applied(replayed)
-        return len(replayed)
+        return len(replayed), pending
 
     async def purge(self, stable: Mapping[str, int]) -> int:
         """Drop causally stable tombstones; how many."""

@@ -3,13 +3,15 @@
 A removed node's own timestamps cannot be trusted to say which of its events came before
 its removal, so the members decide. Each active member, when it applies the change that
 ends a membership (status ``left`` or ``removed``), reports how many of that node's
-events it had applied then: the register ``cut NODE REPORTER`` = {"seq": n}, written only
-by REPORTER. The node that removes writes its report in the same event; a node that leaves
-reports its own leave event's sequence number. The cut is the highest report.
+events it had seen then (applied, or logged without a gap after a snapshot that lacked
+them): the register ``cut NODE REPORTER`` = {"seq": n}, written only by REPORTER. The
+node that removes writes its report in the same event; a node that leaves reports its own
+leave event's sequence number. The cut is the highest report.
 
 Every member applies the departed node's events up to the cut, and no others. An event
 above the cut waits while some active member has not reported yet (a later report may
-raise the cut); once every active member has reported it is refused for good. Since a
+raise the cut); once every active member has reported it is refused for good. A member
+that has not written its report yet judges by the report it will write. Since a
 member applies nothing of the departed node above the cut after reporting, and the cut is
 at least what any member had applied before, all members end with the same events.
 """

@@ -114,7 +114,7 @@ Converged = tuple[dict[str, Register], list[str]]
 
 
 def _converge(events: list[SignedEvent], order: random.Random, tmp: Path) -> Converged:
-    replica = Replica(Database(tmp / f"{len(list(tmp.iterdir()))}.db"), CLUSTER)
+    replica = Replica(Database(tmp / f"{len(list(tmp.iterdir()))}.db"), CLUSTER, "")
     buffer = CausalBuffer()
     shuffled = events[:]
     order.shuffle(shuffled)

@@ -120,13 +120,14 @@ def test_event_log_reads_recent_events_from_memory_and_older_ones_from_sqlite(
     me = state.identity.node_id
     log = EventLog(tmp_path / "n" / DB_FILE, keep=2)
     try:
-        from_disk = log.after(me, 0, 100, 1 << 20)
+        from_disk = log.after(me, 0, 6, 100, 1 << 20)
         assert [e.body.seq for e in from_disk] == [1, 2, 3, 4, 5, 6]
         log.remember(from_disk[-2:])
-        assert [e.body.seq for e in log.after(me, 4, 100, 1 << 20)] == [5, 6]
-        assert log.after(me, 6, 100, 1 << 20) == []
-        assert [e.body.seq for e in log.after(me, 1, 2, 1 << 20)] == [2, 3]
-        assert [e.body.seq for e in log.after(me, 0, 100, 1)] == [1]  # one, even if larger
+        assert [e.body.seq for e in log.after(me, 4, 6, 100, 1 << 20)] == [5, 6]
+        assert log.after(me, 6, 6, 100, 1 << 20) == []
+        assert [e.body.seq for e in log.after(me, 1, 6, 2, 1 << 20)] == [2, 3]
+        assert [e.body.seq for e in log.after(me, 0, 6, 100, 1)] == [1]  # one, even if larger
+        assert [e.body.seq for e in log.after(me, 0, 4, 100, 1 << 20)] == [1, 2, 3, 4]
         assert log.hlc_of(me, 3) == from_disk[2].body.hlc and log.hlc_of(me, 99) is None
     finally:
         log.close()

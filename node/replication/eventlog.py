@@ -41,9 +41,15 @@ class EventLog:
                 recent.clear()
             recent.append(event)
 
-    def after(self, origin: str, seq: int, limit: int, max_bytes: int) -> list[SignedEvent]:
-        """Events of ``origin`` after ``seq``: at most ``limit`` of them, and no more than
+    def after(
+        self, origin: str, seq: int, upto: int, limit: int, max_bytes: int
+    ) -> list[SignedEvent]:
+        """Applied events of ``origin`` after ``seq`` up to ``upto`` (the log may also
+        hold pending ones beyond): at most ``limit`` of them, and no more than
         ``max_bytes`` of wire unless the first alone is larger."""
+        limit = min(limit, upto - seq)
+        if limit <= 0:
+            return []
         recent = self._recent.get(origin)
         if recent and recent[0].body.seq <= seq + 1:
             start = seq + 1 - recent[0].body.seq

@@ -97,6 +97,12 @@ Ingest = Callable[["Link", list[SignedEvent]], Awaitable[None]]
 OnRepair = Callable[["Link", Message], Awaitable[None]]
 OnSnapshot = Callable[["Link", Snapshot], Awaitable[None]]
 SNAPSHOT_AFTER_ROUNDS = 2
+"""Full rounds a peer stays behind the compaction point before the lowest-ranked member
+sends it a snapshot; each member ranked above waits one round more, so that the peer has
+usually installed one before the next member would send another."""
+SNAPSHOT_BACKOFF_CAP = 64
+"""While the peer stays behind after a snapshot (it refused it, say), the wait before the
+next doubles, up to this many rounds."""
 
 
 class Link:
@@ -111,6 +117,7 @@ class Link:
         log_: EventLog,
         snapshots: Snapshots,
         compacted: Mapping[str, int],
+        snapshot_rank: int = 0,
     ) -> None:
         self.peer_id = peer_id
         self.me = me
@@ -122,6 +129,8 @@ class Link:
         self._snapshots = snapshots
         self._compacted = compacted  # this node's live compaction point
         self._behind_rounds = 0
+        self._snapshot_base = SNAPSHOT_AFTER_ROUNDS + snapshot_rank
+        self._snapshot_after = self._snapshot_base
         self.sent: dict[str, int] = dict(view.acked)  # per origin: the peer has up to here
         self._wake = trio.Event()
         self._pong_due = False
@@ -267,7 +276,7 @@ class Link:
             if budget <= 0:
                 more = True
                 break
-            batch = self._log.after(origin, after, ROUND_EVENTS, budget)
+            batch = self._log.after(origin, after, seq, ROUND_EVENTS, budget)
             events.extend(batch)
             budget -= sum(len(e.to_wire()) for e in batch)
             if batch:
@@ -299,9 +308,14 @@ class Link:
             self._wake = trio.Event()
             full = trio.current_time() >= next_full
             if full:
-                self._behind_rounds = self._behind_rounds + 1 if self._behind() else 0
-                if self._behind_rounds > SNAPSHOT_AFTER_ROUNDS:
+                if self._behind():
+                    self._behind_rounds += 1
+                else:
                     self._behind_rounds = 0
+                    self._snapshot_after = self._snapshot_base
+                if self._behind_rounds > self._snapshot_after:
+                    self._behind_rounds = 0
+                    self._snapshot_after = min(2 * self._snapshot_after, SNAPSHOT_BACKOFF_CAP)
                     await self._send_snapshot()
             events, more = self._missing(full)
             messages: list[Message] = [*self._queued, *event_batches(events)]

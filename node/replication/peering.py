@@ -121,6 +121,7 @@ class Peering:
     ) -> None:
         if self._other_members():
             self.state.hold_writes()
+        self._adopt_pending(self.state.replica.pending())
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(trio.serve_listeners, self._handle_inbound, listeners)
@@ -289,6 +290,7 @@ class Peering:
             self.log,
             self.snapshots,
             replica.compacted,
+            snapshot_rank=sum(1 for m in self._other_members() if m != peer_id and m < self.me),
         )
         if not self._register(link):
             return False
@@ -490,6 +492,7 @@ class Peering:
             except EventError as exc:
                 origin = unit[0].body.origin
                 self._reject("invalid", origin, str(exc))
+                self.state.replica.forget(unit)
                 self._invalid.update((e.body.origin, e.body.seq) for e in unit)
                 rest = [e for later in pieces[index + 1 :] for e in later]
                 self.buffer.add(rest, self.state.replica.vv)
@@ -504,13 +507,14 @@ class Peering:
             log.info("a snapshot from %s brings nothing new; not installed", link.peer_id[:12])
             return
         try:
-            replayed = await self.state.install(reader.vv, reader.entries)
+            replayed, pending = await self.state.install(reader.vv, reader.entries)
         except SnapshotError as exc:
             self.snapshots.refuse(link, exc, midway=False)
             return
         self.snapshots.installed()
         self.log.forget()
         self.buffer.prune(replica.vv)
+        self._adopt_pending(pending)
         log.warning(
             "installed a snapshot from %s: %d keys; %d logged events it lacked applied again",
             link.peer_id[:12],
@@ -519,6 +523,15 @@ class Peering:
         )
         self._membership_changed.set()  # cut reports the snapshot's members may owe
         self._poke_ingest()  # events held for it may apply now
+
+    def _adopt_pending(self, pending: list[SignedEvent]) -> None:
+        """Deliver logged events that did not apply again after a snapshot (see
+        ``NodeState.install``) like any received ones; local writes wait for this node's
+        own among them."""
+        self.buffer.add(pending, self.state.replica.vv)
+        own = [e.body.seq for e in pending if e.body.origin == self.me]
+        self._own_needed = max([self._own_needed, *own])
+        self._check_writes()
 
     def _request_gaps(self, link: Link) -> None:
         for origin, after in self.buffer.gaps(self.state.replica.vv).items():
@@ -546,8 +559,8 @@ class Peering:
             self._ingest_send.send_nowait((None, []))
 
     def _cut_reports(self, departed: list[str]) -> dict[str, JSONValue]:
-        vv = self.state.replica.vv
-        return {cut_key(node_id, self.me): {"seq": vv.get(node_id, 0)} for node_id in departed}
+        replica = self.state.replica
+        return {cut_key(node_id, self.me): {"seq": replica.seen(node_id)} for node_id in departed}
 
     async def _report_cuts(self) -> None:
         """Write this node's cut report for every member that left or was removed and has
@@ -587,8 +600,8 @@ class Peering:
             if self._own_needed != self._reported_needed:
                 self._reported_needed = self._own_needed
                 log.error(
-                    "a peer holds this node's events up to %d but only %d are here "
-                    "(restored from an older copy?); holding writes until they are back",
+                    "this node's events up to %d exist (in a peer, or logged here and not "
+                    "applied yet) but only %d are applied here; holding writes until they are",
                     self._own_needed,
                     have,
                 )

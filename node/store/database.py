@@ -133,10 +133,27 @@ class Database:
         rows = self.db.execute(f"SELECT wire FROM events WHERE {_UNAPPLIED} ORDER BY origin, seq")
         return [decode_event(bytes(wire), verify=False) for (wire,) in rows]
 
-    def forget_unapplied(self) -> int:
-        """Delete logged events beyond the applied vector, which could not be applied."""
+    def logged_upto(self, origin: str, applied: int) -> int:
+        """The end of the gapless run of ``origin``'s logged events from ``applied``."""
+        rows = self.db.execute(
+            "SELECT seq FROM events WHERE origin = ? AND seq > ? ORDER BY seq", [origin, applied]
+        )
+        for (seq,) in rows:
+            if seq != applied + 1:
+                break
+            applied = seq
+        return applied
+
+    def forget(self, events: Iterable[SignedEvent]) -> int:
+        """Delete logged copies of events refused for good; never an applied one."""
         with self.db.atomic():
-            return self.db.conn.execute(f"DELETE FROM events WHERE {_UNAPPLIED}").rowcount
+            return sum(
+                self.db.conn.execute(
+                    f"DELETE FROM events WHERE origin = ? AND seq = ? AND id = ? AND {_UNAPPLIED}",
+                    [e.body.origin, e.body.seq, e.id],
+                ).rowcount
+                for e in events
+            )
 
     def truncate(self, upto: Mapping[str, int], stable: Mapping[str, int]) -> int:
         """Delete the events at or below ``upto`` that no state register refers to, raise
