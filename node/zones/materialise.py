@@ -249,7 +249,9 @@ class Materialiser:
                 current.index(key, parsed)
             else:
                 current.unindex(key, parsed)
-            dirty.setdefault(parsed.zone, set()).add(parsed.owner)
+            owners = dirty.setdefault(parsed.zone, set())
+            if parsed.kind != "serial":  # the apex is refreshed with every zone anyway
+                owners.add(parsed.owner)
         for zone_text, owners in dirty.items():
             self._refresh(zone_text, owners)
         self._parsed.clear()
