@@ -115,13 +115,15 @@ class NodeState:
             listener(events)
 
     async def write(
-        self, kind: str, make_writes: Callable[[], dict[str, JSONValue]]
+        self, kind: str, make_writes: Callable[[], dict[str, JSONValue]], *, inline: bool = False
     ) -> list[SignedEvent]:
         """Validate and build the writes, sign, check and commit them, then apply.
 
         ``make_writes`` runs under the write lock, so what it validates against cannot change
         before its event is applied; it runs with everything but the final in-memory update
-        in a worker thread, so a large import never stalls DNS answers.
+        in a worker thread, so a large import never stalls DNS answers. A caller that knows
+        its change is small asks for ``inline``: on the trio thread, as for small changes
+        from peers (``_commit_locked``), since the hand-off costs more than such a write.
         """
         while True:
             with trio.move_on_after(2 * self.config.peering.write_hold_ms / 1000):
@@ -134,11 +136,15 @@ class NodeState:
             async with self.lock:
                 if self.writes_held:  # held while this write waited for the lock
                     continue
-                events, prepared, generations = await trio.to_thread.run_sync(
-                    self._prepare_and_commit, kind, make_writes
-                )
+                if inline:
+                    events, prepared, generations = self._prepare_and_commit(kind, make_writes)
+                else:
+                    events, prepared, generations = await trio.to_thread.run_sync(
+                        self._prepare_and_commit, kind, make_writes
+                    )
                 self.replica.finish(prepared, generations)
             self._applied(events)
+            await trio.lowlevel.checkpoint()  # an inline write yields only here, once applied
             return events
 
     async def _commit_locked(self, writes: int, prepare: Callable[[], Prepared]) -> Prepared:

@@ -108,8 +108,12 @@ class ApiContext:
         kind: str,
         make_writes: Callable[[], Writes],
         current: CurrentEtags,
+        *,
+        bulk: bool = False,
     ) -> list[SignedEvent]:
         """Commit one change; If-Match is checked under the write lock, just before it.
+        A ``bulk`` change (an import, a batch) is built and committed in a worker thread;
+        any other on the trio thread (``NodeState.write``).
 
         With ``?wait=N`` the answer waits until N nodes applied the change (or the
         timeout passed); ``g.replication`` then says how many did.
@@ -133,7 +137,7 @@ class ApiContext:
             return make_writes()
 
         try:
-            events = await self.state.write(kind, checked)
+            events = await self.state.write(kind, checked, inline=not bulk)
         except WritesHeld as exc:
             raise ApiError(503, "writes_held", str(exc)) from None
         if wait is not None:

@@ -120,6 +120,7 @@ def add_zone_routes(app: Peer53Quart, api: ApiContext) -> None:
             "zone.import",
             lambda: editor.replace_zone(origin, rrsets, soa[0].serial),
             lambda: zone_etags(zone),
+            bulk=True,
         )
         # A large zone is many long-lived objects: keep the collector from walking them.
         gc.freeze()
@@ -133,7 +134,9 @@ def add_zone_routes(app: Peer53Quart, api: ApiContext) -> None:
         who = api.caller()
         origin = zone_name(zone)
         who.require("editor", name_text(origin))
-        await api.write("zone.delete", lambda: editor.delete_zone(origin), lambda: zone_etags(zone))
+        await api.write(  # its records' rows are deleted: many, for a large zone
+            "zone.delete", lambda: editor.delete_zone(origin), lambda: zone_etags(zone), bulk=True
+        )
         return no_content()
 
     @app.get("/api/v1/zones/<zone>/rrsets")
@@ -163,7 +166,7 @@ def add_zone_routes(app: Peer53Quart, api: ApiContext) -> None:
             check_zone_change(api.zone(zone), changes)
             return editor.change_rrsets(origin, changes)
 
-        await api.write("rrset.batch", writes, lambda: zone_etags(zone))
+        await api.write("rrset.batch", writes, lambda: zone_etags(zone), bulk=True)
         served = zone_doc(api.zone(zone))
         return written({"zone": served, "changes": len(changes)}, 200, resource=served)
 
