@@ -3,6 +3,7 @@ message batching, the event log reader, gaps and whole-group chunks, event sizes
 
 from __future__ import annotations
 
+import itertools
 import ssl
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from node.config import NodeConfig
 from node.identity import ClusterCA, IdentityFiles
 from node.replication.delivery import CausalBuffer, units, whole_chunks
 from node.replication.eventlog import EventLog
+from node.replication.link import SNAPSHOT_AFTER_ROUNDS, SNAPSHOT_BACKOFF_CAP, SnapshotPacing
 from node.replication.tls import (
     PeerCertificateError,
     check_issued_by,
@@ -207,3 +209,28 @@ async def test_a_refused_event_holds_back_only_its_own_origin(
     finally:
         peering.log.close()
         state.close()
+
+
+def _sends(pacing: SnapshotPacing, behind: list[bool]) -> list[int]:
+    """The rounds (from 1) at which a snapshot goes out."""
+    return [n for n, b in enumerate(behind, start=1) if pacing.send_now(b)]
+
+
+def test_snapshots_wait_longer_for_higher_ranks_and_back_off_while_the_peer_stays_behind() -> None:
+    first = SNAPSHOT_AFTER_ROUNDS + 1
+    assert _sends(SnapshotPacing(0), [True] * first) == [first]
+    assert _sends(SnapshotPacing(2), [True] * (first + 2)) == [first + 2]
+    sends = _sends(SnapshotPacing(0), [True] * 400)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sends)]
+    waits = [min(SNAPSHOT_AFTER_ROUNDS << k, SNAPSHOT_BACKOFF_CAP) for k in range(1, 20)]
+    assert sends[0] == first
+    assert gaps == [wait + 1 for wait in waits[: len(gaps)]]
+    assert gaps[-1] == SNAPSHOT_BACKOFF_CAP + 1
+
+
+def test_snapshot_pacing_starts_over_once_the_peer_caught_up() -> None:
+    pacing = SnapshotPacing(0)
+    first = SNAPSHOT_AFTER_ROUNDS + 1
+    assert _sends(pacing, [True] * first) == [first]
+    assert _sends(pacing, [True] * first) == []  # backing off
+    assert _sends(pacing, [False, *[True] * first]) == [first + 1]

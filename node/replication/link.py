@@ -105,6 +105,26 @@ SNAPSHOT_BACKOFF_CAP = 64
 next doubles, up to this many rounds."""
 
 
+class SnapshotPacing:
+    """When a link sends its peer a snapshot, told at each full round whether the peer is
+    behind this node's compaction point."""
+
+    def __init__(self, rank: int) -> None:
+        self._first = SNAPSHOT_AFTER_ROUNDS + rank
+        self._wait = self._first
+        self._rounds = 0
+
+    def send_now(self, behind: bool) -> bool:
+        if not behind:
+            self._rounds, self._wait = 0, self._first
+            return False
+        self._rounds += 1
+        if self._rounds <= self._wait:
+            return False
+        self._rounds, self._wait = 0, min(2 * self._wait, SNAPSHOT_BACKOFF_CAP)
+        return True
+
+
 class Link:
     def __init__(
         self,
@@ -128,9 +148,7 @@ class Link:
         self._log = log_
         self._snapshots = snapshots
         self._compacted = compacted  # this node's live compaction point
-        self._behind_rounds = 0
-        self._snapshot_base = SNAPSHOT_AFTER_ROUNDS + snapshot_rank
-        self._snapshot_after = self._snapshot_base
+        self._pacing = SnapshotPacing(snapshot_rank)
         self.sent: dict[str, int] = dict(view.acked)  # per origin: the peer has up to here
         self._wake = trio.Event()
         self._pong_due = False
@@ -307,16 +325,8 @@ class Link:
                 await self._wake.wait()
             self._wake = trio.Event()
             full = trio.current_time() >= next_full
-            if full:
-                if self._behind():
-                    self._behind_rounds += 1
-                else:
-                    self._behind_rounds = 0
-                    self._snapshot_after = self._snapshot_base
-                if self._behind_rounds > self._snapshot_after:
-                    self._behind_rounds = 0
-                    self._snapshot_after = min(2 * self._snapshot_after, SNAPSHOT_BACKOFF_CAP)
-                    await self._send_snapshot()
+            if full and self._pacing.send_now(self._behind()):
+                await self._send_snapshot()
             events, more = self._missing(full)
             messages: list[Message] = [*self._queued, *event_batches(events)]
             self._queued.clear()
