@@ -223,6 +223,11 @@ def test_tiny_bench_reports_every_server_and_mode(tmp_path: Path) -> None:
     seconds = value["throughput.n3.seconds"]  # rounded to 0.01 s in the JSON
     assert 100 / (seconds + 0.005) <= applied <= 100 / max(seconds - 0.005, 0.001)
     assert {replication[k]["unit"] for k in ("propagation.n3.p50", "propagation.n3.max")} == {"ms"}
+    for key in ("propagation.n3", "throughput.n3"):
+        assert all(value[f"{key}.{cores}"] <= (os.cpu_count() or 1) * 1.05 for cores in CPU_KEYS)
+    # Each node applies every write: the nodes spend at least a few hundred µs on each.
+    assert value["propagation.n3.node_cpu_per_write"] >= 300
+    assert value["throughput.n3.node_cpu_per_change"] >= 100
     assert "3 nodes up, converged" in errors.read_text()
     for figure in found["replication"]:
         assert figure["value"] > 0 and figure["unit"], figure
@@ -269,10 +274,23 @@ def test_interrupted_bench_stops_its_servers(tmp_path: Path) -> None:
     assert "interrupted" in errors.read_text()
 
 
-PROPAGATION_KEYS = {f"propagation.n3.{key}" for key in ("p50", "p99", "max", "writes", "rate")}
+CPU_KEYS = ("node_cores", "bench_cores")
+PROPAGATION_KEYS = {
+    f"propagation.n3.{key}"
+    for key in ("p50", "p99", "max", "writes", "rate", "node_cpu_per_write", *CPU_KEYS)
+}
 THROUGHPUT_KEYS = {
     f"throughput.n3.{key}"
-    for key in ("applied_per_second", "accepted_per_second", "sent", "applied", "events", "seconds")
+    for key in (
+        "applied_per_second",
+        "accepted_per_second",
+        "sent",
+        "applied",
+        "events",
+        "seconds",
+        "node_cpu_per_change",
+        *CPU_KEYS,
+    )
 }
 
 

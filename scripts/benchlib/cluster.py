@@ -44,6 +44,8 @@ class Node:
     api: str
     """Base URL of the HTTP API."""
     dns_port: int
+    pid: int
+    """Of the node's process, for its CPU time."""
 
 
 def checked(response: httpx.Response, expected: int, what: str) -> dict[str, Any]:
@@ -141,7 +143,8 @@ def _start(
     nodes = []
     for name, process in zip(names, processes[-len(names) :], strict=True):
         bound = wait_listening(process, workdir / f"{name}.log", workdir / name / "listen.json")
-        nodes.append(Node(name, f"http://{bound['api']}", int(bound["dns"].rsplit(":", 1)[1])))
+        dns_port = int(bound["dns"].rsplit(":", 1)[1])
+        nodes.append(Node(name, f"http://{bound['api']}", dns_port, process.pid))
     return nodes
 
 

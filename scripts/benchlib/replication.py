@@ -16,6 +16,10 @@ itself, and ``ASK_EVERY`` for the fastest.
 Throughput: batches of record changes (PATCH .../rrsets) from several concurrent clients
 spread over the nodes, timed from the first request until every node has the same version
 vector and Merkle root, that is, has applied every batch.
+
+Both report the CPU time the nodes used (all of them, per write or change) and how many
+cores the nodes and this process (the clients and the poller) kept busy: on a machine where
+they share few cores, that says whether a latency is the nodes' own or queueing for CPU.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import itertools
 import signal
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from contextvars import ContextVar
@@ -42,7 +47,9 @@ import httpx
 import trio
 
 from scripts.benchlib.cluster import HTTP_TIMEOUT, POLL, Cluster, checked, formed
+from scripts.benchlib.cpu import process_tree_cpu_seconds
 from scripts.benchlib.dnsperf import Latencies
+from scripts.benchlib.http1 import Http1Client
 from scripts.benchlib.servers import import_zone
 from scripts.benchlib.workload import Workload
 
@@ -183,6 +190,45 @@ def _first_leaf(error: BaseException) -> BaseException:
     return error
 
 
+@dataclass(frozen=True)
+class _CpuUse:
+    """CPU seconds of the nodes and of this process, at one moment."""
+
+    nodes: float
+    bench: float
+    at: float
+
+    @classmethod
+    def take(cls, cluster: Cluster) -> _CpuUse:
+        nodes = sum(process_tree_cpu_seconds(node.pid) for node in cluster.nodes)
+        return cls(nodes, time.process_time(), trio.current_time())
+
+    def figures(self, since: _CpuUse, key: str, label: str, per: str, count: int) -> list[Figure]:
+        """Node CPU per unit of work (µs), and the cores the nodes and the bench kept busy."""
+        wall = max(self.at - since.at, 1e-9)
+        nodes = self.nodes - since.nodes
+        return [
+            Figure(
+                f"{key}.node_cpu_per_{per}",
+                f"{label}, CPU of all nodes per {per}",
+                round(nodes / max(count, 1) * 1e6),
+                "µs",
+            ),
+            Figure(
+                f"{key}.node_cores",
+                f"{label}, cores the nodes kept busy",
+                round(nodes / wall, 3),
+                "cores",
+            ),
+            Figure(
+                f"{key}.bench_cores",
+                f"{label}, cores the bench's clients and poller kept busy",
+                round((self.bench - since.bench) / wall, 3),
+                "cores",
+            ),
+        ]
+
+
 def _milliseconds(seconds: list[float], fraction: float) -> float:
     return round(Latencies(tuple(seconds), 0).percentile(fraction) * 1000, 2)
 
@@ -193,6 +239,8 @@ class _Write:
 
     name: dns.name.Name
     address: str
+    packed: bytes
+    """``address`` in wire form."""
     query: bytes
     """The A query for ``name`` in wire form, ID 0."""
     acked: float
@@ -221,7 +269,8 @@ class _Poller:
         query = dns.message.make_query(name, dns.rdatatype.A)
         query.id = 0
         waiting = set(range(len(self.ports)))
-        self.writes[index] = _Write(name, address, query.to_wire(), acked, waiting)
+        packed = ipaddress.IPv4Address(address).packed
+        self.writes[index] = _Write(name, address, packed, query.to_wire(), acked, waiting)
 
     async def run(self, all_answered: trio.Event) -> None:
         """Until every write is served everywhere, once ``all_answered`` is set."""
@@ -293,8 +342,9 @@ class _Poller:
 
 
 def _serves(data: bytes, write: _Write) -> bool:
-    # Until the write arrives a node has no answer (ANCOUNT 0): nothing to parse.
-    if len(data) < 12 or data[6:8] == b"\0\0":
+    # Until the write arrives a node has no answer (ANCOUNT 0), or one without the new
+    # address (a wildcard's): nothing to parse.
+    if len(data) < 12 or data[6:8] == b"\0\0" or write.packed not in data:
         return False
     try:
         response = dns.message.from_wire(data)
@@ -328,17 +378,22 @@ async def _propagation(
     poller = _Poller([node.dns_port for node in cluster.nodes])
     issued: list[float] = []
 
-    async def write(api: httpx.AsyncClient, index: int) -> None:
+    async def write(api: Http1Client, index: int) -> None:
         name = dns.name.from_text(f"rp-{index}", origin)
         address = str(ipaddress.IPv4Address(0x0A000000 + index))
         path = f"/api/v1/zones/{origin}/rrsets/{name}/A"
-        response = await api.put(path, json={"ttl": TTL, "records": [address]})
+        with trio.fail_after(HTTP_TIMEOUT):
+            status, body = await api.put_json(path, {"ttl": TTL, "records": [address]})
         acked = trio.current_time()
-        checked(response, 201, f"PUT {path}")
+        if status != 201:
+            raise RuntimeError(f"PUT {path}: HTTP {status}: {body[:500]!r}")
         poller.add(index, name, address, acked)
 
     async with AsyncExitStack() as stack:
-        apis = await _clients(stack, cluster)
+        apis = [Http1Client(node.api, cluster.headers) for node in cluster.nodes]
+        for api in apis:
+            stack.push_async_callback(api.aclose)
+        cpu_before = _CpuUse.take(cluster)
         all_answered = trio.Event()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(poller.run, all_answered)
@@ -351,6 +406,7 @@ async def _propagation(
             all_answered.set()
             waiting = len(poller.writes)
             plan.progress(f"replication: every write answered, {waiting} not yet served everywhere")
+        cpu = _CpuUse.take(cluster)
     seconds = poller.latencies
     # Over the schedule's span: a late start cannot make the rate look higher than asked.
     rate = (len(issued) - 1) / (issued[-1] - start) if len(issued) > 1 else 0.0
@@ -366,6 +422,7 @@ async def _propagation(
         Figure(f"{key}.max", f"{label}, max", _milliseconds(seconds, 1.0), "ms"),
         Figure(f"{key}.writes", f"{label}, writes measured", len(seconds), "writes"),
         Figure(f"{key}.rate", f"{label}, write rate achieved", round(rate, 1), "writes/s"),
+        *cpu.figures(cpu_before, key, label, "write", len(seconds)),
     ]
 
 
@@ -432,6 +489,7 @@ async def _throughput(
     async with AsyncExitStack() as stack:
         apis = await _clients(stack, cluster)
         before = await _applied(apis, origin)
+        cpu_before = _CpuUse.take(cluster)
         start = trio.current_time()
         async with trio.open_nursery() as nursery:
             for number in range(plan.clients):
@@ -439,6 +497,7 @@ async def _throughput(
         accepted = trio.current_time() - start
         plan.progress(f"replication: {sent:,} changes accepted in {accepted:.1f} s")
         after = await _applied(apis, origin)
+        cpu = _CpuUse.take(cluster)
     seconds = after.at - start
     applied = min(a - b for a, b in zip(after.records, before.records, strict=True))
     key, label = f"throughput.n{size}", f"write throughput, {size} nodes"
@@ -472,4 +531,5 @@ async def _throughput(
             round(seconds, 2),
             "s",
         ),
+        *cpu.figures(cpu_before, key, label, "change", sent),
     ]
