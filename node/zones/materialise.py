@@ -19,6 +19,7 @@ registers (see docs/protocol.md), and replaces the serial field of the stored SO
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -61,6 +62,12 @@ def with_serial(soa: dns.rdtypes.ANY.SOA.SOA, serial: int) -> dns.rdtypes.ANY.SO
         soa.expire,
         soa.minimum,
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _origin(zone_text: str) -> dns.name.Name:
+    """A zone's origin from its register key: parsed at every write otherwise."""
+    return dns.name.from_text(zone_text)
 
 
 def zone_serial(serials: Iterable[Mapping[str, int]]) -> int:
@@ -195,7 +202,7 @@ class Materialiser:
 
         zones: dict[str, Zone | None] = {}
         for zone_text, keys in fresh.items():
-            zone = Zone(dns.name.from_text(zone_text)) if keys.live else None
+            zone = Zone(_origin(zone_text)) if keys.live else None
             if zone is not None:
                 for owner in keys.by_owner:
                     self._refresh_owner(zone, keys, owner, value_of)
@@ -264,7 +271,7 @@ class Materialiser:
             current.unindex(key, parsed)
 
     def _install(self, zone_text: str, zone: Zone | None) -> None:
-        origin = dns.name.from_text(zone_text)
+        origin = _origin(zone_text)
         if zone is None or zone.get(origin, dns.rdatatype.SOA) is None:
             self.table.drop(origin)
         else:
@@ -272,7 +279,7 @@ class Materialiser:
 
     def _refresh(self, zone_text: str, owners: set[str]) -> None:
         keys = self._zones[zone_text]
-        origin = dns.name.from_text(zone_text)
+        origin = _origin(zone_text)
         zone = self.table.get(origin)
         if not keys.live:
             self.table.drop(origin)
