@@ -130,8 +130,9 @@ class NodeState:
                 await self._writes_open.wait()
             if self.writes_held:
                 raise WritesHeld(
-                    "writes are held: a peer holds changes this node made that it does not "
-                    "have (was it restored from an older copy?); they must come back first"
+                    "writes are held: changes this node made earlier are not applied here "
+                    "yet (a peer holds them after a restore from an older copy, or they wait "
+                    "in the log after a snapshot); they must be applied first"
                 )
             async with self.lock:
                 if self.writes_held:  # held while this write waited for the lock
