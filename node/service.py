@@ -225,6 +225,12 @@ class NodeState:
         self._applied(replayed)
         return len(replayed), pending
 
+    async def forget(self, events: Sequence[SignedEvent]) -> None:
+        """Drop logged copies of pending events refused for good, under the write lock:
+        a commit may be running in a worker thread on the same connection."""
+        async with self.lock:
+            self.replica.forget(events)
+
     async def purge(self, stable: Mapping[str, int]) -> int:
         """Drop causally stable tombstones; how many."""
         async with self.lock:

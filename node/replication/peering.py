@@ -492,7 +492,7 @@ class Peering:
             except EventError as exc:
                 origin = unit[0].body.origin
                 self._reject("invalid", origin, str(exc))
-                self.state.replica.forget(unit)
+                await self.state.forget(unit)
                 self._invalid.update((e.body.origin, e.body.seq) for e in unit)
                 rest = [e for later in pieces[index + 1 :] for e in later]
                 self.buffer.add(rest, self.state.replica.vv)
