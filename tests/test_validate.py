@@ -15,6 +15,7 @@ from node.zones.index import Zone
 from node.zones.validate import (
     MAX_TTL,
     ValidationError,
+    address_rdata,
     check_zone_change,
     check_zone_rrsets,
     parse_owner,
@@ -347,3 +348,40 @@ def test_whole_zone_rules(drop: str | None, extra: list[dns.rrset.RRset], code: 
 def test_whole_zone_refuses_out_of_zone_owner() -> None:
     stray = dns.rrset.from_text("www.example.net.", 300, "IN", "A", "192.0.2.1")
     raises("out_of_zone", "name", lambda: check_zone_rrsets(ORIGIN, [*base_zone().rrsets(), stray]))
+
+
+@pytest.mark.parametrize(
+    ("rdtype", "text"),
+    [
+        ("A", "192.0.2.1"),
+        ("A", "0.0.0.0"),
+        ("AAAA", "2001:db8::1"),
+        ("AAAA", "2001:DB8:0:0:0:0:0:1"),
+        ("AAAA", "::ffff:192.0.2.1"),
+    ],
+)
+def test_addresses_parse_without_a_tokenizer_as_with_one(rdtype: str, text: str) -> None:
+    kind = dns.rdatatype.from_text(rdtype)
+    quick = address_rdata(kind, text)
+    assert quick is not None
+    slow = dns.rdata.from_text(dns.rdataclass.IN, kind, text)
+    assert quick == slow and quick.to_text() == slow.to_text()
+    assert rrset("www", rdtype, text)[0] == slow
+
+
+@pytest.mark.parametrize(
+    ("rdtype", "text"),
+    [("A", " 192.0.2.1"), ("A", "192.0.2.1 ; c"), ("AAAA", "(2001:db8::1)"), ("MX", "10 mx")],
+)
+def test_text_a_tokenizer_must_read_takes_the_full_parse(rdtype: str, text: str) -> None:
+    assert address_rdata(dns.rdatatype.from_text(rdtype), text) is None
+
+
+@pytest.mark.parametrize(
+    "text", ["192.0.2.256", "192.0.2", "01.2.3.4", "١٩٢.0.2.1", "192.0.2.1 192.0.2.2"]
+)
+def test_bad_addresses_get_the_full_parse_error(text: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        rrset("www", "A", text)
+    assert caught.value.code == "invalid_rdata"
+    assert "is not valid A data" in caught.value.message or "more than one" in caught.value.message

@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.zones.index import Zone
+from node.zones.materialise import owner_name
+from protocol.statekeys import name_text
 
 ORIGIN = dns.name.from_text("count.test.")
 TYPES = (dns.rdatatype.A, dns.rdatatype.TXT)
@@ -35,3 +37,21 @@ def test_counts_follow_puts_and_removes(seed: int) -> None:
         rrsets = list(zone.rrsets())
         assert zone.rrset_count() == len(rrsets)
         assert zone.record_count() == sum(len(r) for r in rrsets)
+
+
+_LABEL = st.one_of(
+    st.from_regex(r"[a-z0-9_-]{1,20}", fullmatch=True),
+    st.binary(min_size=1, max_size=12),
+)
+
+
+@given(st.lists(_LABEL, min_size=0, max_size=5))
+@settings(max_examples=300)
+def test_owner_names_from_state_keys_parse_as_dnspython_parses_them(labels: list) -> None:
+    """The quick split for plain key text gives the very name ``from_text`` gives, and text
+    with escapes still takes the full parse."""
+    name = dns.name.Name([x.encode() if isinstance(x, str) else x for x in labels] + [b""])
+    text = name_text(name)
+    parsed = owner_name(text)
+    assert parsed == dns.name.from_text(text)
+    assert parsed.labels == dns.name.from_text(text).labels

@@ -33,7 +33,10 @@ class _Connection:
         while True:
             event = self.h11.next_event()
             if event is h11.NEED_DATA:
-                self.h11.receive_data(await self.stream.receive_some(RECEIVE_CHUNK))
+                data = await self.stream.receive_some(RECEIVE_CHUNK)
+                if not data and not status:  # h11 calls this a protocol error
+                    raise trio.BrokenResourceError("the server closed the connection unanswered")
+                self.h11.receive_data(data)
             elif isinstance(event, h11.Response):
                 status = event.status_code
             elif isinstance(event, h11.Data):
