@@ -221,10 +221,12 @@ _VALUE_SHAPES: dict[str, list[dict[str, Check]]] = {
 _NULLABLE = frozenset({"rr", "ttl", "rrset"})
 
 
+@lru_cache(maxsize=4096)
 def _is_name(text: str) -> bool:
     """Absolute canonical presentation text of a valid name (labels ≤ 63, name ≤ 255).
 
     The quick test is exact for names without escapes; anything else gets a full parse.
+    Cached: every record key repeats its zone, and a record's keys repeat its owner.
     """
     if not _NAME.fullmatch(text):
         return False

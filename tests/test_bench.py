@@ -214,6 +214,7 @@ def test_tiny_bench_reports_every_server_and_mode(tmp_path: Path) -> None:
     assert 0 < value["propagation.n3.p50"] <= value["propagation.n3.p99"]
     assert value["propagation.n3.p99"] <= value["propagation.n3.max"]
     assert 0 < value["propagation.n3.rate"] <= 100.0 * 1.01
+    assert value["propagation.n3.queries_per_write"] >= 1  # each node is asked at least once
     assert value["throughput.n3.sent"] == value["throughput.n3.applied"] == 100
     assert value["throughput.n3.events"] >= 100 / 40
     applied, accepted = (
@@ -277,7 +278,16 @@ def test_interrupted_bench_stops_its_servers(tmp_path: Path) -> None:
 CPU_KEYS = ("node_cores", "bench_cores")
 PROPAGATION_KEYS = {
     f"propagation.n3.{key}"
-    for key in ("p50", "p99", "max", "writes", "rate", "node_cpu_per_write", *CPU_KEYS)
+    for key in (
+        "p50",
+        "p99",
+        "max",
+        "writes",
+        "rate",
+        "queries_per_write",
+        "node_cpu_per_write",
+        *CPU_KEYS,
+    )
 }
 THROUGHPUT_KEYS = {
     f"throughput.n3.{key}"
