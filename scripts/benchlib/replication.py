@@ -58,9 +58,9 @@ LATENCY_TARGET_MS = 50
 THROUGHPUT_TARGET = 2000
 ASK_EVERY = 0.005
 """Seconds between the poller's rounds: the finest resolution of the latencies. Each query
-costs the node it asks CPU that the writes need (a first answer for a name, before or after
-the write, is rendered anew); at 2 ms, answering the poller took about a third of the
-nodes' CPU at 100 writes/s."""
+costs the node it asks CPU that the writes need (the first answer for a fresh name, before
+and again after the write, is rendered anew), so the poller asks no finer than the target
+needs."""
 ASK_EVERY_MAX = 0.01
 """The longest wait before a node that lacked a write is asked again."""
 MAX_ASK_RATE = 5000
