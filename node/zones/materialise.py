@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -43,10 +44,32 @@ log = logging.getLogger("peer53.zones")
 _NOT_BESIDE_CNAME_EXEMPT = frozenset({dns.rdatatype.CNAME, dns.rdatatype.RRSIG, dns.rdatatype.NSEC})
 
 
-def with_serial(soa: dns.rdtypes.ANY.SOA.SOA, serial: int) -> dns.rdtypes.ANY.SOA.SOA:
-    """``soa.replace(serial=...)`` without its per-call signature inspection, which
-    costs more than the rest of an apex refresh."""
-    return dns.rdtypes.ANY.SOA.SOA(  # type: ignore[no-untyped-call]
+class ServedSOA(dns.rdtypes.ANY.SOA.SOA):
+    """The apex SOA as served, rebuilt at every write since its serial moves.
+
+    dnspython hashes an rdata by rendering it, and for a SOA that means both names: two
+    hashes of it (one RRset built) cost more than the rest of an apex refresh. This one
+    hashes the very same bytes with its names rendered once per zone, so it stays equal,
+    with an equal hash, to a plain SOA holding the same data.
+    """
+
+    __slots__ = ["names_wire"]
+    names_wire: bytes  # both names in canonical wire form
+
+    def __hash__(self) -> int:
+        try:
+            names = self.names_wire
+        except AttributeError:  # built by replace(), which knows nothing of it
+            names = _names_wire(self)
+            object.__setattr__(self, "names_wire", names)
+        numbers = (self.serial, self.refresh, self.retry, self.expire, self.minimum)
+        return hash(names + struct.pack("!IIIII", *numbers))
+
+
+def with_serial(soa: dns.rdtypes.ANY.SOA.SOA, serial: int) -> ServedSOA:
+    """``soa.replace(serial=...)`` without its per-call signature inspection, keeping the
+    names' rendering when ``soa`` was served already."""
+    served = ServedSOA(  # type: ignore[no-untyped-call]
         soa.rdclass,
         soa.rdtype,
         soa.mname,
@@ -57,6 +80,13 @@ def with_serial(soa: dns.rdtypes.ANY.SOA.SOA, serial: int) -> dns.rdtypes.ANY.SO
         soa.expire,
         soa.minimum,
     )
+    names = getattr(soa, "names_wire", None) or _names_wire(soa)
+    object.__setattr__(served, "names_wire", names)
+    return served
+
+
+def _names_wire(soa: dns.rdtypes.ANY.SOA.SOA) -> bytes:
+    return bytes(soa.mname.to_digestable() + soa.rname.to_digestable())
 
 
 @functools.lru_cache(maxsize=4096)
