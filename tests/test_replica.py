@@ -3,6 +3,7 @@
 import dataclasses
 from pathlib import Path
 
+import dns.name
 import nacl.signing
 import pytest
 
@@ -117,6 +118,22 @@ def test_event_whose_causal_past_is_missing_is_refused(state: NodeState) -> None
 def test_keys_that_could_not_be_served_are_refused(state: NodeState, key: str) -> None:
     value = {"ttl": 60} if key.startswith("ttl") else {"rdata": "192.0.2.1"}
     _refused(state, [_event(state, writes={key: value})], "bad")
+
+
+def test_a_soa_with_relative_names_from_a_peer_is_served_as_written(state: NodeState) -> None:
+    """Rdata text is not checked before it applies: whatever parses is served, and nothing
+    about it may stop the node, which rebuilds its zones from the same registers at start."""
+    soa = "ns1 hostmaster 7 7200 3600 1209600 300"
+    writes = {
+        zone_key("x.test."): ZONE_VALUE,
+        "rrset x.test. 0 x.test. SOA": {"ttl": 60, "rdata": [soa]},
+    }
+    state.replica.apply([_event(state, writes=writes)])
+    served = state.replica.zones.get(dns.name.from_text("x.test."))
+    assert served is not None
+    state.replica.materialiser.rebuild()
+    rebuilt = state.replica.zones.get(dns.name.from_text("x.test."))
+    assert rebuilt is not None and rebuilt.rrset_count() == served.rrset_count()
 
 
 def test_used_invite_outranks_a_concurrent_revoke() -> None:

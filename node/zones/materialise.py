@@ -47,29 +47,39 @@ _NOT_BESIDE_CNAME_EXEMPT = frozenset({dns.rdatatype.CNAME, dns.rdatatype.RRSIG, 
 class ServedSOA(dns.rdtypes.ANY.SOA.SOA):
     """The apex SOA as served, rebuilt at every write since its serial moves.
 
-    dnspython hashes an rdata by rendering it, and for a SOA that means both names: two
-    hashes of it (one RRset built) cost more than the rest of an apex refresh. This one
-    hashes the very same bytes with its names rendered once per zone, so it stays equal,
-    with an equal hash, to a plain SOA holding the same data.
+    dnspython hashes an rdata by rendering it, and for a SOA that means both names: an
+    RRset of it (two hashes) cost more than the rest of an apex refresh. This one renders
+    its names once, when it is built, and hashes the very same bytes as dnspython, so it
+    stays equal, with an equal hash, to a plain SOA holding the same data.
     """
 
     __slots__ = ["names_wire"]
-    names_wire: bytes  # both names in canonical wire form
+    names_wire: bytes  # both names as dnspython hashes them
+
+    def __init__(
+        self,
+        rdclass: dns.rdataclass.RdataClass,
+        rdtype: dns.rdatatype.RdataType,
+        mname: dns.name.Name,
+        rname: dns.name.Name,
+        serial: int,
+        refresh: int,
+        retry: int,
+        expire: int,
+        minimum: int,
+    ) -> None:
+        super().__init__(rdclass, rdtype, mname, rname, serial, refresh, retry, expire, minimum)  # type: ignore[no-untyped-call]
+        names = self.mname.to_digestable(dns.name.root) + self.rname.to_digestable(dns.name.root)
+        object.__setattr__(self, "names_wire", names)  # dnspython rdata are immutable
 
     def __hash__(self) -> int:
-        try:
-            names = self.names_wire
-        except AttributeError:  # built by replace(), which knows nothing of it
-            names = _names_wire(self)
-            object.__setattr__(self, "names_wire", names)
         numbers = (self.serial, self.refresh, self.retry, self.expire, self.minimum)
-        return hash(names + struct.pack("!IIIII", *numbers))
+        return hash(self.names_wire + struct.pack("!IIIII", *numbers))
 
 
 def with_serial(soa: dns.rdtypes.ANY.SOA.SOA, serial: int) -> ServedSOA:
-    """``soa.replace(serial=...)`` without its per-call signature inspection, keeping the
-    names' rendering when ``soa`` was served already."""
-    served = ServedSOA(  # type: ignore[no-untyped-call]
+    """``soa.replace(serial=...)`` without its per-call signature inspection."""
+    return ServedSOA(
         soa.rdclass,
         soa.rdtype,
         soa.mname,
@@ -80,13 +90,6 @@ def with_serial(soa: dns.rdtypes.ANY.SOA.SOA, serial: int) -> ServedSOA:
         soa.expire,
         soa.minimum,
     )
-    names = getattr(soa, "names_wire", None) or _names_wire(soa)
-    object.__setattr__(served, "names_wire", names)
-    return served
-
-
-def _names_wire(soa: dns.rdtypes.ANY.SOA.SOA) -> bytes:
-    return bytes(soa.mname.to_digestable() + soa.rname.to_digestable())
 
 
 @functools.lru_cache(maxsize=4096)
