@@ -101,7 +101,17 @@ def test_damaged_state_is_repaired_by_one_round(cluster5: Cluster) -> None:
         stats = _repair(cluster.status(victim), me)
         return stats["rounds"] if stats["last_differences"] else 0
 
-    poll(lambda: any(rounds_done(i) for i in peers), "no repair round ended")
+    try:
+        poll(lambda: any(rounds_done(i) for i in peers), "no repair round ended")
+    except TimeoutError as exc:
+        seen = {i: cluster.status(i) for i in [*peers, victim]}
+        pairs = {
+            (i, j): _repair(seen[i], cluster.ids[j])
+            for i in seen
+            for j in seen
+            if i != j and victim in (i, j)
+        }
+        raise TimeoutError(f"{exc}; repair per (node, peer): {pairs}") from exc
     status = cluster.status(victim)
     # Converged when the round ended, not later (the restart published a new address).
     assert status["merkle_root"] == cluster.status(peers[0])["merkle_root"]

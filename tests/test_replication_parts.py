@@ -1,5 +1,6 @@
 """The pieces of peer links that need no network: TLS contexts over a memory stream,
-message batching, the event log reader, gaps and whole-group chunks, event sizes."""
+message batching, the event log reader, gaps and whole-group chunks, event sizes, repair
+rounds across a replaced link."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from node.replication.wire import MAX_EVENT_BYTES_PER_MESSAGE, MessageStream, ev
 from node.service import DB_FILE, NodeState
 from node.writer import MAX_WRITE_BYTES_PER_EVENT, MAX_WRITES_PER_EVENT
 from protocol.events import EventBody, Group, SignedEvent, node_id_of, sign_event
-from protocol.peer import MAX_EVENTS_PER_MESSAGE, Ping, Pong
+from protocol.peer import MAX_EVENTS_PER_MESSAGE, Descend, Message, Ping, Pong, Root
 from protocol.statekeys import setting_key
 
 KEY = nacl.signing.SigningKey(b"\x07" * 32)
@@ -206,6 +207,43 @@ async def test_a_refused_event_holds_back_only_its_own_origin(
         assert ids[0] not in state.replica.vv
         assert peering.rejected == {"invalid": 1}
         assert len(peering.buffer) == 1  # the event after the refused one waits
+    finally:
+        peering.log.close()
+        state.close()
+
+
+class _LinkEnd:
+    """The side of a link a ``Repairer`` talks to: it only queues messages."""
+
+    def __init__(self, peer_id: str, me: str) -> None:
+        self.peer_id = peer_id
+        self.me = me
+        self.sent: list[Message] = []
+
+    def send_soon(self, messages: list[Message]) -> None:
+        self.sent.extend(messages)
+
+
+async def test_a_replaced_link_does_not_keep_the_repair_round_open_on_the_old_one(
+    tmp_path: Path,
+) -> None:
+    """Both nodes dial at once after a restart: the second link replaces the first, whose
+    round can never be answered. The new link must be free to run its own round."""
+    from node.replication.peering import Peering
+
+    initialise(tmp_path / "n", NodeConfig(name="n1"), "t")
+    state = NodeState.open(tmp_path / "n")
+    peering = Peering(state)
+    try:
+        repair, me = peering.repair, state.identity.node_id
+        offered = Root("0" * 64, dict(state.replica.vv))  # a root that differs from ours
+        rounds = []
+        for _ in range(2):
+            link = _LinkEnd("f" * 64, me)
+            repair.link_up(link.peer_id)
+            await repair.handle(link, offered)  # type: ignore[arg-type]
+            rounds += [m.round for m in link.sent if isinstance(m, Descend)]
+        assert len(rounds) == 2 and rounds[0] != rounds[1]
     finally:
         peering.log.close()
         state.close()

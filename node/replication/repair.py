@@ -102,6 +102,8 @@ class Repairer:
         return count
 
     def link_up(self, peer_id: str) -> None:
+        """A new link, which may replace one whose round never gets its answers now."""
+        self._rounds.pop(peer_id, None)
         self._next_offer[peer_id] = trio.current_time()
 
     def link_down(self, peer_id: str) -> None:
