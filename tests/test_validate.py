@@ -12,10 +12,10 @@ import dns.rrset
 import pytest
 
 from node.zones.index import Zone
+from node.zones.served import address_rdata
 from node.zones.validate import (
     MAX_TTL,
     ValidationError,
-    address_rdata,
     check_zone_change,
     check_zone_rrsets,
     parse_owner,

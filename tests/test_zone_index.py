@@ -1,8 +1,11 @@
-"""The in-memory zone: counts kept as RRsets come and go match a full recount."""
+"""The in-memory zone: counts kept as RRsets come and go match a full recount; watchers
+hear of changes; the served SOA hashes as a plain one."""
 
 import copy
+import gc
 import pickle
 import random
+import weakref
 
 import dns.name
 import dns.rdata
@@ -12,8 +15,9 @@ import dns.rrset
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.zones.index import Zone
-from node.zones.materialise import owner_name, with_serial
+from node.zones.index import Change, Zone, ZoneTable
+from node.zones.materialise import owner_name
+from node.zones.served import with_serial
 from protocol.statekeys import name_text
 
 ORIGIN = dns.name.from_text("count.test.")
@@ -86,3 +90,33 @@ def test_a_served_soa_is_equal_and_hashes_equal_to_a_plain_one(
     again = served.replace(serial=7)  # what the answer cache builds for its sentinel
     assert hash(again) == hash(soa.replace(serial=7))
     assert pickle.loads(pickle.dumps(again)) == again == copy.copy(again)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.changes: list[Change] = []
+        self.zones: list[dns.name.Name] = []
+
+    def rrset_changed(self, change: Change) -> None:
+        self.changes.append(change)
+
+    def zone_changed(self, origin: dns.name.Name) -> None:
+        self.zones.append(origin)
+
+
+def test_watchers_hear_every_change_until_they_are_garbage() -> None:
+    table, zone = ZoneTable(), Zone(ORIGIN)
+    kept, dropped = _Recorder(), _Recorder()
+    table.watch(kept)
+    table.watch(dropped)
+    table.add(zone)
+    zone.put(_rrset(1, dns.rdatatype.A, 2))
+    assert [len(w.changes) for w in (kept, dropped)] == [1, 1]
+    assert kept.zones == dropped.zones == [ORIGIN]
+    gone = weakref.ref(dropped)
+    del dropped
+    gc.collect()
+    assert gone() is None  # the table held it only weakly
+    zone.remove(_rrset(1, dns.rdatatype.A, 1).name, dns.rdatatype.A)
+    table.watch(_Recorder())  # a later watcher does not revive or trip over the dead one
+    assert [c.new is None for c in kept.changes] == [False, True]

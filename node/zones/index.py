@@ -83,15 +83,26 @@ class _Hooks:
     """Shared by a table and the zones installed in it: the watchers and the read log."""
 
     def __init__(self) -> None:
-        self.watchers: weakref.WeakSet[ZoneWatcher] = weakref.WeakSet()
+        # Weak references in a plain list: a WeakSet's iteration guard costs more than the
+        # rest of storing an RRset, and every stored RRset is reported.
+        self._watchers: list[weakref.ref[ZoneWatcher]] = []
         self.reads: list[Read] | None = None
 
+    def watch(self, watcher: ZoneWatcher) -> None:
+        self._watchers = [w for w in self._watchers if w() is not None] + [weakref.ref(watcher)]
+
+    def _live(self) -> Iterator[ZoneWatcher]:
+        for ref in self._watchers:
+            watcher = ref()
+            if watcher is not None:
+                yield watcher
+
     def rrset_changed(self, change: Change) -> None:
-        for watcher in self.watchers:
+        for watcher in self._live():
             watcher.rrset_changed(change)
 
     def zone_changed(self, origin: dns.name.Name) -> None:
-        for watcher in self.watchers:
+        for watcher in self._live():
             watcher.zone_changed(origin)
 
 
@@ -297,7 +308,7 @@ class ZoneTable:
 
     def watch(self, watcher: ZoneWatcher) -> None:
         """Report changes to ``watcher`` until it is garbage (no unsubscribing to forget)."""
-        self._hooks.watchers.add(watcher)
+        self._hooks.watch(watcher)
 
     @contextmanager
     def recording(self) -> Iterator[list[Read]]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -35,61 +34,13 @@ import dns.rrset
 
 from node.registers import Register, Registers
 from node.zones.index import Zone, ZoneTable
-from node.zones.validate import address_rdata
+from node.zones.served import address_rdata, with_serial
 from protocol.canonical import JSONValue
 from protocol.statekeys import StateKey, StateKeyError, parse_key
 
 SERIAL_MODULUS = 1 << 32
 log = logging.getLogger("peer53.zones")
 _NOT_BESIDE_CNAME_EXEMPT = frozenset({dns.rdatatype.CNAME, dns.rdatatype.RRSIG, dns.rdatatype.NSEC})
-
-
-class ServedSOA(dns.rdtypes.ANY.SOA.SOA):
-    """The apex SOA as served, rebuilt at every write since its serial moves.
-
-    dnspython hashes an rdata by rendering it, and for a SOA that means both names: an
-    RRset of it (two hashes) cost more than the rest of an apex refresh. This one renders
-    its names once, when it is built, and hashes the very same bytes as dnspython, so it
-    stays equal, with an equal hash, to a plain SOA holding the same data.
-    """
-
-    __slots__ = ["names_wire"]
-    names_wire: bytes  # both names as dnspython hashes them
-
-    def __init__(
-        self,
-        rdclass: dns.rdataclass.RdataClass,
-        rdtype: dns.rdatatype.RdataType,
-        mname: dns.name.Name,
-        rname: dns.name.Name,
-        serial: int,
-        refresh: int,
-        retry: int,
-        expire: int,
-        minimum: int,
-    ) -> None:
-        super().__init__(rdclass, rdtype, mname, rname, serial, refresh, retry, expire, minimum)  # type: ignore[no-untyped-call]
-        names = self.mname.to_digestable(dns.name.root) + self.rname.to_digestable(dns.name.root)
-        object.__setattr__(self, "names_wire", names)  # dnspython rdata are immutable
-
-    def __hash__(self) -> int:
-        numbers = (self.serial, self.refresh, self.retry, self.expire, self.minimum)
-        return hash(self.names_wire + struct.pack("!IIIII", *numbers))
-
-
-def with_serial(soa: dns.rdtypes.ANY.SOA.SOA, serial: int) -> ServedSOA:
-    """``soa.replace(serial=...)`` without its per-call signature inspection."""
-    return ServedSOA(
-        soa.rdclass,
-        soa.rdtype,
-        soa.mname,
-        soa.rname,
-        serial,
-        soa.refresh,
-        soa.retry,
-        soa.expire,
-        soa.minimum,
-    )
 
 
 def owner_name(owner: str) -> dns.name.Name:

@@ -17,7 +17,7 @@ so the HTTP API can answer 400 without parsing messages.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import dns.exception
 import dns.name
@@ -25,12 +25,11 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdataset
 import dns.rdatatype
-import dns.rdtypes.IN.A
-import dns.rdtypes.IN.AAAA
 import dns.rrset
 import dns.tokenizer
 
 from node.zones.index import Zone
+from node.zones.served import address_rdata
 
 MAX_TTL = 2**31 - 1
 """RFC 2181 §8: TTLs are unsigned 31-bit values."""
@@ -41,10 +40,6 @@ _MAX_STRING = 255
 _ALLOWED_BESIDE_CNAME = frozenset({dns.rdatatype.CNAME, dns.rdatatype.RRSIG, dns.rdatatype.NSEC})
 """RFC 1034 §3.6.2 forbids other data at a CNAME; RFC 4035 §2.5 excepts RRSIG and NSEC."""
 
-_ADDRESSES: dict[dns.rdatatype.RdataType, Callable[..., dns.rdata.Rdata]] = {
-    dns.rdatatype.A: dns.rdtypes.IN.A.A,
-    dns.rdatatype.AAAA: dns.rdtypes.IN.AAAA.AAAA,
-}
 ZoneChange = Mapping[tuple[dns.name.Name, dns.rdatatype.RdataType], dns.rrset.RRset | None]
 
 
@@ -147,16 +142,6 @@ def parse_rrset(
             zone_origin, rrset, _parse_rdata(zone_origin, record_type, text, field), ttl, field
         )
     return rrset
-
-
-def address_rdata(rdtype: dns.rdatatype.RdataType, text: str) -> dns.rdata.Rdata | None:
-    """An A or AAAA record from bare address text, built without a tokenizer (which costs
-    twice as much as the rest); None for another type or for text a tokenizer must read.
-    Raises DNSException for an invalid address."""
-    make = _ADDRESSES.get(rdtype)
-    if make is None or not (text.isascii() and text.replace(".", "").replace(":", "").isalnum()):
-        return None
-    return make(dns.rdataclass.IN, rdtype, text)
 
 
 def _parse_rdata(
