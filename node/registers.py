@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from protocol.canonical import JSONValue, canonical_json
+from protocol.canonical import JSONValue, canonical_text
 from protocol.events import SignedEvent
 from protocol.merkle import MerkleTree, entry_digest
 
@@ -34,7 +34,7 @@ class Register:
     def written(cls, value: JSONValue, event: SignedEvent) -> Register:
         """The register that ``event``'s write of ``value`` makes."""
         body = event.body
-        text = None if value is None else canonical_json(value).decode()
+        text = None if value is None else canonical_text(value)
         return cls(value, body.hlc, body.origin, body.seq, event.id, text)
 
     def digest(self) -> bytes:

@@ -54,6 +54,13 @@ def canonical_json(value: JSONValue) -> bytes:
         raise CanonicalError("strings must be valid Unicode (no lone surrogates)") from None
 
 
+def canonical_text(value: JSONValue) -> str:
+    """The canonical text of a value taken from an event body. The body was checked whole
+    when its event was signed or decoded, so the walk ``canonical_json`` makes first would
+    find nothing: it costs a third of the encoding, and every register is encoded."""
+    return _ENCODER.encode(value)
+
+
 def parse_canonical(data: bytes) -> JSONValue:
     """Parse bytes and insist they are already canonical, so re-encoding is lossless."""
     try:

@@ -77,6 +77,9 @@ class EventBody:
 
 @dataclass(frozen=True)
 class SignedEvent:
+    """Made only by ``sign_event`` and ``decode_event``: both check that the body is
+    canonical JSON, so its values need no second check."""
+
     body: EventBody
     body_bytes: bytes
     signature: bytes
