@@ -15,6 +15,7 @@ from pathlib import Path
 
 import trio
 
+from node import heap
 from node.config import NodeConfig, load_config
 from node.identity import IdentityFiles, load_signing_key
 from node.registers import Register
@@ -144,6 +145,7 @@ class NodeState:
                         self._prepare_and_commit, kind, make_writes
                     )
                 self.replica.finish(prepared, generations)
+                heap.settle(len(prepared.plan.changes) + len(prepared.dead))
             self._applied(events)
             await trio.lowlevel.checkpoint()  # an inline write yields only here, once applied
             return events
@@ -162,6 +164,7 @@ class NodeState:
         else:
             prepared, generations = await trio.to_thread.run_sync(run)
         self.replica.finish(prepared, generations)
+        heap.settle(len(prepared.plan.changes) + len(prepared.dead))
         return prepared
 
     async def apply_remote(self, events: Sequence[SignedEvent]) -> None:

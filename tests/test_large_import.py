@@ -7,6 +7,7 @@ from pathlib import Path
 import dns.message
 
 from tests.nodeproc import NodeProcess
+from tests.test_metrics import scrape
 
 RECORDS = 100_000
 CTL = str(Path(sys.executable).parent / "peer53ctl")
@@ -21,6 +22,7 @@ def test_100k_record_zone_imports_in_one_request(tmp_path: Path) -> None:
             f.write(f"h{i} IN A 10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}\n")
     node = NodeProcess.init(tmp_path / "data").start()
     try:
+        frozen_at_start = scrape(node)["peer53_gc_frozen_objects"][0][1]
         result = subprocess.run(
             [CTL, "zone", "import", "large.test", str(zone)],
             capture_output=True,
@@ -38,5 +40,9 @@ def test_100k_record_zone_imports_in_one_request(tmp_path: Path) -> None:
         with node.client() as c:
             listed = c.get("/api/v1/zones/large.test").json()
         assert listed["records"] == RECORDS
+        # The imported data is out of the garbage collector's walks: each record holds
+        # several objects (register, name, rdata, RRset), a full collection would walk them.
+        frozen = scrape(node)["peer53_gc_frozen_objects"][0][1]
+        assert frozen - frozen_at_start > 3 * RECORDS
     finally:
         assert node.stop() == 0

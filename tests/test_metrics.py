@@ -8,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.nodeproc import NodeProcess
 
 
-def _scrape(node: NodeProcess) -> dict[str, list[tuple[dict[str, str], float]]]:
+def scrape(node: NodeProcess) -> dict[str, list[tuple[dict[str, str], float]]]:
     response = httpx.get(f"{node.api_url}/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -24,7 +24,7 @@ def test_metrics_count_zones_records_and_api_requests(node: NodeProcess) -> None
         assert c.post("/api/v1/zones", json={"name": "metrics.test"}).status_code == 201
         c.get("/api/v1/zones/metrics.test/rrsets/nothing/A")  # a 404, counted by route
     node.query(dns.message.make_query("metrics.test.", "SOA"))
-    metrics = _scrape(node)
+    metrics = scrape(node)
     assert metrics["peer53_zones"][0][1] >= 1
     assert metrics["peer53_records"][0][1] >= 2
     requests = {
@@ -35,6 +35,8 @@ def test_metrics_count_zones_records_and_api_requests(node: NodeProcess) -> None
     assert requests[("GET", "/api/v1/zones/<zone>/rrsets/<name>/<rtype>", "404")] >= 1
     assert metrics["peer53_dns_udp_received_total"][0][1] >= 1
     assert any(value >= 1 for _, value in metrics["peer53_version_vector"])
+    assert metrics["peer53_gc_frozen_objects"][0][1] > 0  # frozen once loaded, at start
+    assert metrics["peer53_gc_full_collections_total"][0][1] >= 0
 
 
 def test_metrics_can_require_a_token(tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -54,12 +56,12 @@ def test_dns_and_cache_metrics(node: NodeProcess) -> None:
     with node.client() as c:
         if c.get("/api/v1/zones/cachemetrics.test").status_code == 404:
             assert c.post("/api/v1/zones", json={"name": "cachemetrics.test"}).status_code == 201
-    before = _scrape(node)
+    before = scrape(node)
     query = dns.message.make_query("cachemetrics.test.", "SOA")
     for _ in range(20):
         node.query(query)
     node.query(dns.message.make_query("nope.cachemetrics.test.", "A"), tcp=True)
-    after = _scrape(node)
+    after = scrape(node)
 
     def value(name: str, **labels: str) -> float:
         return sum(v for lab, v in after[name] if all(lab.get(k) == x for k, x in labels.items()))

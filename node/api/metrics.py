@@ -24,7 +24,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from node import __version__
+from node import __version__, heap
 from node.dns.cache import AnswerCache
 from node.dns.counters import SAMPLE_EVERY
 from node.dns.server import ListenerStats
@@ -203,6 +203,30 @@ def dns_metrics(cache: AnswerCache) -> Iterator[Metric]:
         yield CounterMetricFamily(f"peer53_dns_cache_{name}", text, value=value)
 
 
+def heap_metrics() -> Iterator[Metric]:
+    """Full garbage collections stop the whole node (see ``node.heap``)."""
+    full = heap.FULL_COLLECTIONS
+    yield GaugeMetricFamily(
+        "peer53_gc_frozen_objects",
+        "Objects the garbage collector no longer walks: the data loaded at start and by"
+        " large changes",
+        value=heap.frozen_objects(),
+    )
+    yield CounterMetricFamily(
+        "peer53_gc_full_collections", "Full garbage collections since start", value=full.count
+    )
+    yield CounterMetricFamily(
+        "peer53_gc_full_collection_seconds",
+        "Time spent in full garbage collections since start: the node answers nothing meanwhile",
+        value=full.seconds,
+    )
+    yield GaugeMetricFamily(
+        "peer53_gc_longest_full_collection_seconds",
+        "The longest full garbage collection since start",
+        value=full.longest,
+    )
+
+
 class NodeCollector(Collector):
     def __init__(self, sources: MetricsSources, api: ApiCounters) -> None:
         self.sources = sources
@@ -251,6 +275,7 @@ class NodeCollector(Collector):
                 f"DNS listener counter {item.name.replace('_', ' ')}",
                 value=getattr(listener, item.name),
             )
+        yield from heap_metrics()
         if self.sources.cache is not None:
             yield from dns_metrics(self.sources.cache)
         yield from cluster_metrics(state, self.sources.peering)
