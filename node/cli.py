@@ -8,7 +8,6 @@ import socket
 import sys
 from pathlib import Path
 
-from node import heap
 from node.bootstrap import AlreadyInitialised, initialise
 from node.config import ConfigError, ListenConfig, NodeConfig, load_config
 from node.join import JoinError, join_cluster
@@ -122,7 +121,6 @@ def _run(args: argparse.Namespace) -> int:
     )
     config.advertised_peer()  # a wildcard peer address needs --advertise: say so before binding
     state = NodeState.open(args.data_dir, config)
-    heap.start_serving()
     try:
         trio.run(run_node, state)
     except BaseExceptionGroup as group:

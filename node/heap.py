@@ -6,12 +6,15 @@ that is about a million objects and half a second during which the node answers 
 and a full collection comes whenever the long-lived objects have grown by a quarter. That
 data forms no reference cycles (what a write replaces is freed by reference counting), so
 once loaded it is *frozen*: moved out of the collector's sight for good. The node freezes
-what it holds once it has loaded its data at start, and again after each change of at
-least ``LARGE_CHANGE`` registers (imports, snapshots). The objects of smaller changes are
-collected as usual.
+what it holds when it starts serving, and again each time the changes it committed since
+the last freeze reach ``LARGE_CHANGE`` registers: at once after an import or a snapshot,
+in time under a stream of small writes. A full collection then walks only what was made
+since the last freeze.
 
-The cost: cyclic garbage that is alive at the moment of a freeze is never collected. That
-is a handful of objects per freeze, and freezes are rare.
+The cost: whatever is cyclic garbage at the moment of a freeze, or becomes part of a cycle
+later while frozen, is never collected. Young garbage is collected just before each freeze;
+what reached the oldest generation since the last full collection is not, so as not to
+pause the node for it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 LARGE_CHANGE = 10_000
-"""Registers changed by one commit from which the node freezes what it holds."""
+"""Registers committed between two freezes."""
 
 
 @dataclass
@@ -49,18 +52,33 @@ class FullCollections:
 FULL_COLLECTIONS = FullCollections()
 
 
+class Freezer:
+    def __init__(self) -> None:
+        self.changed = 0  # registers committed since the last freeze
+
+    def settle(self, changed: int) -> None:
+        """After a commit of ``changed`` registers."""
+        self.changed += changed
+        if self.changed >= LARGE_CHANGE:
+            self.freeze()
+
+    def freeze(self) -> None:
+        gc.collect(1)
+        gc.freeze()
+        self.changed = 0
+
+
+FREEZER = Freezer()
+settle = FREEZER.settle
+freeze = FREEZER.freeze
+
+
 def start_serving() -> None:
     """Collect what loading left behind, freeze the rest, and time full collections."""
     gc.collect()
-    gc.freeze()
+    freeze()
     if FULL_COLLECTIONS.observe not in gc.callbacks:
         gc.callbacks.append(FULL_COLLECTIONS.observe)
-
-
-def settle(changed: int) -> None:
-    """After a commit of ``changed`` registers: freeze what a large change loaded."""
-    if changed >= LARGE_CHANGE:
-        gc.freeze()
 
 
 def frozen_objects() -> int:

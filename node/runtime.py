@@ -6,7 +6,6 @@ accepted write is committed and answered), then close SQLite.
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import trio
 
+from node import heap
 from node.api.app import create_app
 from node.api.http_server import serve_http
 from node.api.metrics import MetricsSources
@@ -148,8 +148,7 @@ async def _serve(state: NodeState, stop: trio.Event) -> None:
     advertised = state.config.advertised_peer(peer_port)
     state.peer_address = advertised
     peering = Peering(state)
-    gc.collect()
-    gc.freeze()
+    heap.start_serving()
     async with trio.open_nursery() as nursery:
         async with trio.open_nursery() as dns_nursery:
             dns_nursery.start_soon(serve_udp, udp, responder, stats)

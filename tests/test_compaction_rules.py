@@ -1,6 +1,6 @@
 """The compaction rules without I/O: the floor, and when tombstones become stable."""
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from protocol.compaction import MAX_CHECKPOINTS, Stability, covers, floor
@@ -48,6 +48,14 @@ vectors = st.dictionaries(st.sampled_from([A, B, C]), st.integers(0, 20), min_si
 
 
 @given(st.lists(st.fixed_dictionaries({A: vectors, B: vectors, C: vectors}), max_size=12))
+@example(  # A's 1 is stable at round 3, B's at round 4, when A's ack went back to 0
+    [
+        {A: {A: 0, B: 1}, B: {A: 0, B: 1}, C: {A: 0, B: 1}},
+        {A: {A: 1}, B: {A: 1}, C: {A: 1}},
+        {A: {A: 1}, B: {A: 1}, C: {A: 1}},
+        {A: {A: 0, B: 1}, B: {A: 0, B: 1}, C: {A: 0, B: 1}},
+    ]
+)
 def test_the_stable_vector_never_passes_the_floor_and_never_shrinks(
     rounds: list[dict[str, dict[str, int]]],
 ) -> None:

@@ -32,7 +32,8 @@ from node.replication.wire import MAX_EVENT_BYTES_PER_MESSAGE, MessageStream, ev
 from node.service import DB_FILE, NodeState
 from node.writer import MAX_WRITE_BYTES_PER_EVENT, MAX_WRITES_PER_EVENT
 from protocol.events import EventBody, Group, SignedEvent, node_id_of, sign_event
-from protocol.peer import MAX_EVENTS_PER_MESSAGE, Descend, Message, Ping, Pong, Root
+from protocol.peer import MAX_EVENTS_PER_MESSAGE, Descend, Message, Nodes, Ping, Pong, Root
+from protocol.repair import describe
 from protocol.statekeys import setting_key
 
 KEY = nacl.signing.SigningKey(b"\x07" * 32)
@@ -224,26 +225,39 @@ class _LinkEnd:
         self.sent.extend(messages)
 
 
-async def test_a_replaced_link_does_not_keep_the_repair_round_open_on_the_old_one(
+async def test_a_replaced_link_drops_its_repair_round_and_what_still_arrives_on_it(
     tmp_path: Path,
 ) -> None:
-    """Both nodes dial at once after a restart: the second link replaces the first, whose
-    round can never be answered. The new link must be free to run its own round."""
+    """Both nodes dial at once after a restart: the second link replaces the first. A round
+    open on the first can never be answered, so the new link must be free to run its own,
+    and what still arrives on the old one (a ROOT, a late NODES) must neither open a round
+    there, which would never end, nor touch the new link's round."""
     from node.replication.peering import Peering
 
     initialise(tmp_path / "n", NodeConfig(name="n1"), "t")
     state = NodeState.open(tmp_path / "n")
     peering = Peering(state)
     try:
-        repair, me = peering.repair, state.identity.node_id
+        repair, peer = peering.repair, "f" * 64
+        tree = state.replica.registers.merkle
         offered = Root("0" * 64, dict(state.replica.vv))  # a root that differs from ours
-        rounds = []
-        for _ in range(2):
-            link = _LinkEnd("f" * 64, me)
-            repair.link_up(link.peer_id)
-            await repair.handle(link, offered)  # type: ignore[arg-type]
-            rounds += [m.round for m in link.sent if isinstance(m, Descend)]
-        assert len(rounds) == 2 and rounds[0] != rounds[1]
+
+        def rounds(link: _LinkEnd) -> list[int]:
+            return [m.round for m in link.sent if isinstance(m, Descend)]
+
+        old, new = _LinkEnd(peer, state.identity.node_id), _LinkEnd(peer, state.identity.node_id)
+        repair.link_up(old)  # type: ignore[arg-type]
+        await repair.handle(old, offered)  # type: ignore[arg-type]
+        assert len(rounds(old)) == 1
+        repair.link_up(new)  # type: ignore[arg-type]
+        await repair.handle(old, offered)  # type: ignore[arg-type]
+        await repair.handle(old, Nodes(rounds(old)[0], {"": describe(tree, "")}))  # type: ignore[arg-type]
+        assert len(old.sent) == 1  # nothing more happened on the old link
+        await repair.handle(new, offered)  # type: ignore[arg-type]
+        await repair.handle(new, offered)  # type: ignore[arg-type]
+        assert len(rounds(new)) == 1 and rounds(new) != rounds(old)  # one round, a new one
+        await repair.handle(new, Nodes(rounds(new)[0], {"": describe(tree, "")}))  # type: ignore[arg-type]
+        assert repair.stats[peer].rounds == 1  # the new round ended: equal trees
     finally:
         peering.log.close()
         state.close()

@@ -296,7 +296,7 @@ class Peering:
             return False
         log.info("link to %s up (dialled by %s)", peer_id[:12], dialled_by[:12])
         stream.tally = self.repair.tally(peer_id)
-        self.repair.link_up(peer_id)
+        self.repair.link_up(link)
         try:
             await link.run(
                 self._ingest,

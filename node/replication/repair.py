@@ -81,6 +81,7 @@ class Repairer:
         # purged it, and this side will (DESIGN: a purged key counts as deleted).
         self._stability = stability
         self.stats: dict[str, RepairStats] = {}
+        self._links: dict[str, Link] = {}  # the current link per peer
         self._rounds: dict[str, RepairRound] = {}
         self._next_round = 1
         self._next_offer: dict[str, float] = {}
@@ -101,12 +102,16 @@ class Repairer:
 
         return count
 
-    def link_up(self, peer_id: str) -> None:
-        """A new link, which may replace one whose round never gets its answers now."""
-        self._rounds.pop(peer_id, None)
-        self._next_offer[peer_id] = trio.current_time()
+    def link_up(self, link: Link) -> None:
+        """A new link, which may replace one (both nodes dialled at once): rounds live on
+        one link, so a round open on the old one, whose answers can no longer come, is
+        dropped, and what is still in flight on the old one is ignored."""
+        self._links[link.peer_id] = link
+        self._rounds.pop(link.peer_id, None)
+        self._next_offer[link.peer_id] = trio.current_time()
 
     def link_down(self, peer_id: str) -> None:
+        self._links.pop(peer_id, None)
         self._rounds.pop(peer_id, None)
         self._next_offer.pop(peer_id, None)
 
@@ -125,6 +130,8 @@ class Repairer:
         link.send_soon([Root(replica.registers.merkle.root(), dict(replica.vv))])
 
     async def handle(self, link: Link, message: Message) -> None:
+        if self._links.get(link.peer_id) is not link:
+            return
         tree = self.state.replica.registers.merkle
         stats = self._stats(link.peer_id)
         match message:
@@ -150,6 +157,7 @@ class Repairer:
                     pushes = list(self._pack(link, 0, own))
                     fetch = answered.fetch(diff.fetch - own.keys(), barrier=bool(pushes))
                     link.send_soon([*requests, *pushes, *fetch])
+                    self._finish(link.peer_id, answered)
             case Fetch():
                 own = await self._own(link, set(message.keys))
                 link.send_soon(list(self._pack(link, message.round, own)))
@@ -159,7 +167,7 @@ class Repairer:
                     fetched = self._driven(link, message.round)
                     if fetched is not None:
                         fetched.on_fetched()
-        self._finish(link.peer_id)
+                        self._finish(link.peer_id, fetched)
 
     def _driven(self, link: Link, round_id: int) -> RepairRound | None:
         driven = self._rounds.get(link.peer_id)
@@ -170,9 +178,10 @@ class Repairer:
             return None
         return driven
 
-    def _finish(self, peer_id: str) -> None:
-        driven = self._rounds.get(peer_id)
-        if driven is not None and driven.done:
+    def _finish(self, peer_id: str, driven: RepairRound) -> None:
+        """Count ``driven`` if it ended. A handler that waited (on a commit) may come back
+        to find its round dropped, and another running: that one is not its to end."""
+        if self._rounds.get(peer_id) is driven and driven.done:
             del self._rounds[peer_id]
             stats = self._stats(peer_id)
             stats.rounds += 1

@@ -65,6 +65,11 @@ def with_serial(soa: dns.rdtypes.ANY.SOA.SOA, serial: int) -> ServedSOA:
     )
 
 
+_EMBEDDED_IPV4 = bytes(10)
+"""The first 80 bits of ::/96 and ::ffff:0:0/96, whose text C libraries write differently
+(glibc as dnspython does, with a dotted quad; musl in hex)."""
+
+
 def _canonical_packed(family: int, text: object) -> bytes | None:
     """The address's bytes if ``text`` is already in the one canonical text form, which the
     C library checks in a fraction of dnspython's time; None for anything else."""
@@ -73,6 +78,8 @@ def _canonical_packed(family: int, text: object) -> bytes | None:
     try:
         packed = socket.inet_pton(family, text)
     except (OSError, ValueError):
+        return None
+    if family == socket.AF_INET6 and packed.startswith(_EMBEDDED_IPV4):
         return None
     return packed if socket.inet_ntop(family, packed) == text else None
 
