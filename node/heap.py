@@ -14,7 +14,9 @@ since the last freeze.
 The cost: whatever is cyclic garbage at the moment of a freeze, or becomes part of a cycle
 later while frozen, is never collected. Young garbage is collected just before each freeze;
 what reached the oldest generation since the last full collection is not, so as not to
-pause the node for it.
+pause the node for it. With writes flowing, a freeze comes every ``LARGE_CHANGE``
+registers, which also bounds what a full collection walks in between; the resident size
+is the thing to watch if something long-lived starts forming cycles.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ FULL_COLLECTIONS = FullCollections()
 
 
 class Freezer:
+    """Freezes once enough registers were committed since it last did."""
+
     def __init__(self) -> None:
         self.changed = 0  # registers committed since the last freeze
 
@@ -69,14 +73,17 @@ class Freezer:
 
 
 FREEZER = Freezer()
-settle = FREEZER.settle
-freeze = FREEZER.freeze
+
+
+def settle(changed: int) -> None:
+    """After a commit of ``changed`` registers (see ``Freezer``)."""
+    FREEZER.settle(changed)
 
 
 def start_serving() -> None:
     """Collect what loading left behind, freeze the rest, and time full collections."""
     gc.collect()
-    freeze()
+    FREEZER.freeze()
     if FULL_COLLECTIONS.observe not in gc.callbacks:
         gc.callbacks.append(FULL_COLLECTIONS.observe)
 

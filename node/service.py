@@ -144,8 +144,7 @@ class NodeState:
                     events, prepared, generations = await trio.to_thread.run_sync(
                         self._prepare_and_commit, kind, make_writes
                     )
-                self.replica.finish(prepared, generations)
-                heap.settle(len(prepared.plan.changes) + len(prepared.dead))
+                self._finish(prepared, generations)
             self._applied(events)
             await trio.lowlevel.checkpoint()  # an inline write yields only here, once applied
             return events
@@ -163,9 +162,13 @@ class NodeState:
             prepared, generations = run()
         else:
             prepared, generations = await trio.to_thread.run_sync(run)
+        self._finish(prepared, generations)
+        return prepared
+
+    def _finish(self, prepared: Prepared, generations: Generations) -> None:
+        """Every commit's last step, on the trio thread."""
         self.replica.finish(prepared, generations)
         heap.settle(len(prepared.plan.changes) + len(prepared.dead))
-        return prepared
 
     async def apply_remote(self, events: Sequence[SignedEvent]) -> None:
         """Apply events from peers, all or none; EventError names the first refused one.

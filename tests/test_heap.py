@@ -4,6 +4,7 @@ import gc
 from collections.abc import Iterator
 from pathlib import Path
 
+import nacl.signing
 import pytest
 import trio
 
@@ -11,7 +12,9 @@ from node import heap
 from node.bootstrap import initialise
 from node.config import NodeConfig
 from node.service import NodeState
-from protocol.statekeys import setting_key
+from protocol.canonical import JSONValue
+from protocol.events import EventBody, node_id_of, sign_event
+from protocol.statekeys import member_key, setting_key
 
 
 @pytest.fixture
@@ -38,23 +41,36 @@ def test_what_is_held_is_frozen_once_enough_changes_were_committed(unfrozen: Non
     assert freezer.changed == heap.LARGE_CHANGE - 1
 
 
-def test_a_node_that_commits_a_large_change_freezes_it(
+def test_every_commit_counts_and_a_large_one_freezes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unfrozen: None
 ) -> None:
-    """Every commit counts: a peer's events and snapshots as well as local writes."""
-    monkeypatch.setattr(heap, "FREEZER", heap.Freezer())
-    monkeypatch.setattr(heap, "settle", heap.FREEZER.settle)
+    """Local writes, inline or in a worker thread, and a peer's events (whose commit path
+    repairs and snapshots take too) all count."""
+    freezer = heap.Freezer()
+    monkeypatch.setattr(heap, "FREEZER", freezer)
     initialise(tmp_path / "n", NodeConfig(name="n1"), "t")
     state = NodeState.open(tmp_path / "n")
+    key = nacl.signing.SigningKey.generate()
+    peer = node_id_of(key.verify_key)
+    state.write_now("test", {member_key(peer): {"name": "p", "peer": "", "status": "active"}})
+
+    def settings(prefix: str, count: int) -> dict[str, JSONValue]:
+        return {setting_key(f"{prefix}{i}"): {"value": i} for i in range(count)}
+
+    async def commits() -> None:
+        await state.write("test", lambda: settings("a", 3), inline=True)
+        assert freezer.changed == 3 and heap.frozen_objects() == 0
+        vv = {**state.replica.vv, peer: 0}
+        body = EventBody(state.identity.cluster_id, peer, 1, vv, 1 << 16, "t", settings("b", 4))
+        await state.apply_remote([sign_event(body, key)])
+        assert freezer.changed == 7 and heap.frozen_objects() == 0
+        await state.write("test", lambda: settings("c", heap.LARGE_CHANGE))
+        assert freezer.changed == 0
+        assert heap.frozen_objects() > heap.LARGE_CHANGE  # each register is objects
+
     try:
         gc.unfreeze()
-        writes = {setting_key(f"k{i}"): {"value": i} for i in range(heap.LARGE_CHANGE)}
-
-        async def write() -> None:
-            await state.write("test", lambda: writes)
-
-        trio.run(write)
-        assert heap.frozen_objects() > heap.LARGE_CHANGE  # each register is objects
+        trio.run(commits)
     finally:
         state.close()
 

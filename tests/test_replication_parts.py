@@ -32,7 +32,18 @@ from node.replication.wire import MAX_EVENT_BYTES_PER_MESSAGE, MessageStream, ev
 from node.service import DB_FILE, NodeState
 from node.writer import MAX_WRITE_BYTES_PER_EVENT, MAX_WRITES_PER_EVENT
 from protocol.events import EventBody, Group, SignedEvent, node_id_of, sign_event
-from protocol.peer import MAX_EVENTS_PER_MESSAGE, Descend, Message, Nodes, Ping, Pong, Root
+from protocol.peer import (
+    MAX_EVENTS_PER_MESSAGE,
+    Descend,
+    Fetch,
+    Message,
+    Nodes,
+    Ping,
+    Pong,
+    Repair,
+    Root,
+    TreeNode,
+)
 from protocol.repair import describe
 from protocol.statekeys import setting_key
 
@@ -258,6 +269,59 @@ async def test_a_replaced_link_drops_its_repair_round_and_what_still_arrives_on_
         assert len(rounds(new)) == 1 and rounds(new) != rounds(old)  # one round, a new one
         await repair.handle(new, Nodes(rounds(new)[0], {"": describe(tree, "")}))  # type: ignore[arg-type]
         assert repair.stats[peer].rounds == 1  # the new round ended: equal trees
+    finally:
+        peering.log.close()
+        state.close()
+
+
+async def test_a_handler_that_waited_on_a_replaced_link_ends_no_other_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round's handler can wait on a commit (``_own``). If its link is replaced
+    meanwhile and the new link's round is itself between a NODES and its FETCH (no request
+    open), the old handler must not end that round when it wakes."""
+    from node.replication.peering import Peering
+
+    initialise(tmp_path / "n", NodeConfig(name="n1"), "t")
+    state = NodeState.open(tmp_path / "n")
+    peering = Peering(state)
+    repair, peer = peering.repair, "f" * 64
+    tree = state.replica.registers.merkle
+    offered = Root("0" * 64, dict(state.replica.vv))
+    old, new = _LinkEnd(peer, state.identity.node_id), _LinkEnd(peer, state.identity.node_id)
+    gates = {id(old): trio.Event(), id(new): trio.Event()}
+    own = repair._own
+
+    async def gated_own(
+        link: _LinkEnd, keys: set[str], keep: frozenset[str] = frozenset()
+    ) -> object:
+        await gates[id(link)].wait()
+        return await own(link, keys, keep)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(repair, "_own", gated_own)
+
+    def last_round(link: _LinkEnd) -> int:
+        return [m.round for m in link.sent if isinstance(m, Descend)][-1]
+
+    # the peer holds a key this node lacks: its round must FETCH after the wait
+    theirs = {"": TreeNode(None, {setting_key("x"): "0" * 32})}
+    try:
+        async with trio.open_nursery() as nursery:
+            repair.link_up(old)  # type: ignore[arg-type]
+            await repair.handle(old, offered)  # type: ignore[arg-type]
+            nursery.start_soon(repair.handle, old, Nodes(last_round(old), {"": describe(tree, "")}))
+            await trio.testing.wait_all_tasks_blocked()
+            repair.link_up(new)  # type: ignore[arg-type]
+            await repair.handle(new, offered)  # type: ignore[arg-type]
+            nursery.start_soon(repair.handle, new, Nodes(last_round(new), theirs))
+            await trio.testing.wait_all_tasks_blocked()
+            gates[id(old)].set()  # the old handler wakes while the new round waits
+            await trio.testing.wait_all_tasks_blocked()
+            assert peer not in repair.stats or repair.stats[peer].rounds == 0
+            gates[id(new)].set()
+        assert [type(m) for m in new.sent][-1] is Fetch  # the new round asks, then ends
+        await repair.handle(new, Repair(last_round(new), True, [], []))  # type: ignore[arg-type]
+        assert repair.stats[peer].rounds == 1 and repair.stats[peer].last_differences > 0
     finally:
         peering.log.close()
         state.close()

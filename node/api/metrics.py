@@ -208,8 +208,8 @@ def heap_metrics() -> Iterator[Metric]:
     full = heap.FULL_COLLECTIONS
     yield GaugeMetricFamily(
         "peer53_gc_frozen_objects",
-        "Objects the garbage collector no longer walks: the data loaded at start and by"
-        " large changes",
+        "Objects the garbage collector no longer walks: what the node held when it started"
+        f" serving and each time {heap.LARGE_CHANGE:,} more registers were committed",
         value=heap.frozen_objects(),
     )
     yield CounterMetricFamily(

@@ -83,8 +83,8 @@ class _Hooks:
     """Shared by a table and the zones installed in it: the watchers and the read log."""
 
     def __init__(self) -> None:
-        # Weak references in a plain list: a WeakSet's iteration guard costs more than the
-        # rest of storing an RRset, and every stored RRset is reported.
+        # Weak references in a plain list: a WeakSet's iteration guard costs about as much
+        # as the rest of storing an RRset, and every stored RRset is reported.
         self._watchers: list[weakref.ref[ZoneWatcher]] = []
         self.reads: list[Read] | None = None
 

@@ -65,9 +65,10 @@ def with_serial(soa: dns.rdtypes.ANY.SOA.SOA, serial: int) -> ServedSOA:
     )
 
 
-_EMBEDDED_IPV4 = bytes(10)
-"""The first 80 bits of ::/96 and ::ffff:0:0/96, whose text C libraries write differently
-(glibc as dnspython does, with a dotted quad; musl in hex)."""
+_EMBEDDED_IPV4 = (bytes(12), bytes(10) + b"\xff\xff")
+"""The first 96 bits of ::/96 and ::ffff:0:0/96, written with a dotted quad by dnspython
+and glibc, and not by every C library (musl writes ::/96 in hex). The fast path trusts the
+C library to write every other address as dnspython does: glibc does (tests)."""
 
 
 def _canonical_packed(family: int, text: object) -> bytes | None:
@@ -79,7 +80,7 @@ def _canonical_packed(family: int, text: object) -> bytes | None:
         packed = socket.inet_pton(family, text)
     except (OSError, ValueError):
         return None
-    if family == socket.AF_INET6 and packed.startswith(_EMBEDDED_IPV4):
+    if family == socket.AF_INET6 and packed[:12] in _EMBEDDED_IPV4:
         return None
     return packed if socket.inet_ntop(family, packed) == text else None
 
