@@ -47,9 +47,8 @@ _ENCODER = json.JSONEncoder(
 
 def canonical_json(value: JSONValue) -> bytes:
     _check(value, "$")
-    text = _ENCODER.encode(value)
     try:
-        return text.encode("utf-8")
+        return canonical_text(value).encode("utf-8")
     except UnicodeEncodeError:
         raise CanonicalError("strings must be valid Unicode (no lone surrogates)") from None
 
