@@ -85,6 +85,31 @@ def test_partition_with_writes_on_both_sides_then_heal(cluster3: Cluster) -> Non
         assert rrsets[0].split()[-1] in (f"n0.{zone}", f"n2.{zone}")
 
 
+def test_a_cut_link_is_bypassed_through_the_third_node(cluster3: Cluster) -> None:
+    zone = "bypass.test."
+    _zone(cluster3, zone)
+    cluster3.proxies[(0, 2)].cut()
+    cluster3.proxies[(2, 0)].cut()
+    try:
+        cluster3.wait_links(lambda i, j: {i, j} != {0, 2})
+        names = {0: f"from0.{zone}", 2: f"from2.{zone}"}
+        for node, name in names.items():
+            assert _put(cluster3, node, zone, name, "A", f"192.0.2.{node + 1}")
+
+        def everywhere() -> bool:
+            return all(
+                rcode == 0
+                for index in range(3)
+                for rcode, _ in cluster3.answers(index, names.values()).values()
+            )
+
+        poll(everywhere, "writes did not go round the cut link")
+    finally:
+        cluster3.heal()
+    statuses = cluster3.wait_converged()
+    assert all(not s["rejected_events"] for s in statuses)
+
+
 def _write_stream(
     cluster: Cluster, node: int, zone: str, run: int, stop: threading.Event, acked: list[str]
 ) -> None:

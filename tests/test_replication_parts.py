@@ -19,7 +19,13 @@ from node.config import NodeConfig
 from node.identity import ClusterCA, IdentityFiles
 from node.replication.delivery import CausalBuffer, units, whole_chunks
 from node.replication.eventlog import EventLog
-from node.replication.link import SNAPSHOT_AFTER_ROUNDS, SNAPSHOT_BACKOFF_CAP, SnapshotPacing
+from node.replication.link import (
+    RELAY_ROUNDS_KEPT,
+    SNAPSHOT_AFTER_ROUNDS,
+    SNAPSHOT_BACKOFF_CAP,
+    RelayWindow,
+    SnapshotPacing,
+)
 from node.replication.tls import (
     PeerCertificateError,
     check_issued_by,
@@ -350,3 +356,30 @@ def test_snapshot_pacing_starts_over_once_the_peer_caught_up() -> None:
     assert _sends(pacing, [True] * first) == [first]
     assert _sends(pacing, [True] * first) == []  # backing off
     assert _sends(pacing, [False, *[True] * first]) == [first + 1]
+
+
+def test_the_first_full_round_relays_what_the_node_had_when_the_link_came_up() -> None:
+    window = RelayWindow({"a": 5, "b": 2}, now=10.0)
+    assert window.full_round(10.0, {"a": 7, "b": 2}, grace=1.0) == {"a": 5, "b": 2}
+
+
+def test_an_event_is_relayed_only_when_a_report_a_grace_later_still_lacks_it() -> None:
+    window = RelayWindow({}, now=0.0)
+    window.full_round(0.0, {"a": 1}, grace=1.0)
+    window.full_round(1.0, {"a": 2}, grace=1.0)
+    window.reported(1.5)  # made within the grace after the node had a=2
+    assert window.full_round(2.0, {"a": 3}, grace=1.0) == {"a": 1}
+    window.reported(2.2)
+    assert window.full_round(3.0, {"a": 4}, grace=1.0) == {"a": 2}
+    window.reported(4.5)
+    assert window.full_round(5.0, {"a": 6}, grace=1.0) == {"a": 4}
+
+
+def test_late_reports_relay_nothing_more_and_memory_stays_bounded() -> None:
+    window = RelayWindow({"a": 1}, now=0.0)
+    window.reported(0.5)
+    relayed = [window.full_round(float(t), {"a": t + 1}, grace=1.0) for t in range(1, 200)]
+    assert all(upto == {"a": 1} for upto in relayed)
+    assert len(window._rounds) <= RELAY_ROUNDS_KEPT
+    window.reported(300.0)  # a report at last: everything up to the newest round kept
+    assert window.full_round(301.0, {"a": 500}, grace=1.0) == {"a": 200}

@@ -9,13 +9,15 @@ queued), in two kinds of round:
   peer, and a PONG once the peer's events that its PING showed are applied here (so a
   write that nobody waits for costs no acknowledgement until the next heartbeat);
 - a full round every heartbeat: everything else the peer lacks, relayed from other
-  origins, and this node's vector (or a PING when there is nothing new).
+  origins (``RelayWindow`` says up to where), and this node's vector (or a PING when
+  there is nothing new).
 
-Relaying only events that were already known at the previous full round means that in
-a healthy mesh, where every origin reaches every node directly and acknowledgements
-arrive within a heartbeat, nothing is sent twice; when a link is cut, its traffic goes
-round it within two heartbeats. The reader closes the link when the peer is silent for
-``dead_after``.
+An event of another origin is relayed only when the peer, in a report of its vector made
+a heartbeat or more after this node had the event, still lacks it. In a healthy mesh
+every origin reaches every node directly within that time, so nothing is sent twice; when
+a link is cut, its traffic goes round it within three heartbeats; a busy cluster, whose
+reports come late, is not loaded further with copies. The reader closes the link when the
+peer is silent for ``dead_after``.
 
 A peer that lacks events below this node's compaction point cannot get them from its
 log. Its other events still flow; if it is still behind after two full rounds (another
@@ -25,7 +27,9 @@ member may have what it lacks), the writer sends it a snapshot instead.
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +90,43 @@ def raise_to(vector: dict[str, int], seen: Iterable[tuple[str, int]]) -> bool:
             vector[origin] = seq
             moved = True
     return moved
+
+
+RELAY_ROUNDS_KEPT = 32
+"""Full rounds' vectors a ``RelayWindow`` keeps while the peer's reports lag; past this,
+the newest is overwritten, which only delays relaying."""
+
+
+class RelayWindow:
+    """Up to where a full round may relay other origins' events to the peer.
+
+    An event is relayed only when a report of the peer's vector, made at least ``grace``
+    after this node had the event, still lacks it: the peer had that long to get it from
+    its origin, so that path is likely cut. Without the wait, an event that is merely
+    slow (the cluster is busy) would be sent twice, which makes the cluster busier still.
+    A report that does not come (the peer, or this node's reading of it, is behind)
+    relays nothing more. Sans-IO: the caller passes the time."""
+
+    def __init__(self, vv: Mapping[str, int], now: float) -> None:
+        # The HELLO just received is the first report: what this node has now goes in
+        # the first full round.
+        self._rounds: deque[tuple[float, dict[str, int]]] = deque([(-math.inf, dict(vv))])
+        self._reported_at = now
+
+    def reported(self, now: float) -> None:
+        """The peer's vector arrived (a PING or PONG)."""
+        self._reported_at = now
+
+    def full_round(self, now: float, vv: Mapping[str, int], grace: float) -> dict[str, int]:
+        """The vector this round may relay up to; ``vv`` is what this node has now."""
+        rounds = self._rounds
+        while len(rounds) > 1 and rounds[1][0] <= self._reported_at - grace:
+            rounds.popleft()
+        upto = rounds[0][1]
+        if len(rounds) >= RELAY_ROUNDS_KEPT:
+            rounds.pop()
+        rounds.append((now, dict(vv)))
+        return upto
 
 
 class LinkRefused(Exception):
@@ -155,8 +196,8 @@ class Link:
         self._ping_due = False
         self._ack_at = 0  # PONG once the peer's own events up to here are applied
         self._acked_sent: dict[str, int] = {}
-        # The first full round, at once, sends all that the peer's HELLO showed it lacks.
-        self._relay_upto: dict[str, int] = dict(vv)
+        self._relay = RelayWindow(vv, trio.current_time())
+        self._relay_upto: dict[str, int] = {}
         self._queued: list[Message] = []
         self._pulled: dict[str, float] = {}  # origin -> when last asked for
         self.closed = trio.Event()
@@ -247,6 +288,7 @@ class Link:
                     self.peer_has(message.events)
                     await ingest(self, message.events)
                 case Ping() | Pong():
+                    self._relay.reported(trio.current_time())
                     if self.view.ack(message.vv):
                         on_ack()
                     raise_to(self.sent, message.vv.items())
@@ -277,7 +319,7 @@ class Link:
 
     def _missing(self, full: bool) -> tuple[list[SignedEvent], bool]:
         """The next events the peer lacks, and whether more remain after them: own events
-        in any round, other origins' in full rounds up to what was known at the last one."""
+        in any round, other origins' in full rounds up to the relay window's vector."""
         events: list[SignedEvent] = []
         more = False
         budget = ROUND_BYTES
@@ -324,9 +366,12 @@ class Link:
             with trio.move_on_at(next_full):
                 await self._wake.wait()
             self._wake = trio.Event()
-            full = trio.current_time() >= next_full
+            now = trio.current_time()
+            full = now >= next_full
             if full and self._pacing.send_now(self._behind()):
                 await self._send_snapshot()
+            if full:
+                self._relay_upto = self._relay.full_round(now, self._vv, heartbeat)
             events, more = self._missing(full)
             messages: list[Message] = [*self._queued, *event_batches(events)]
             self._queued.clear()
@@ -343,7 +388,6 @@ class Link:
                 messages.append(Ping(vv))
                 self._ping_due = False
             if full:
-                self._relay_upto = vv
                 next_full = trio.current_time() + heartbeat
             if messages:
                 await self.stream.send(messages)
