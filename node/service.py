@@ -96,7 +96,8 @@ class NodeState:
         self, kind: str, make_writes: Callable[[], dict[str, JSONValue]]
     ) -> tuple[list[SignedEvent], Prepared, Generations]:
         events = self.writer.build(kind, make_writes())
-        prepared = self.replica.prepare(events)
+        # Signed here just now by sign_event, whose output is checked by construction.
+        prepared = self.replica.prepare(events, verified=True)
         return events, prepared, self.replica.commit(prepared)
 
     def hold_writes(self) -> None:
