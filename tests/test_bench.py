@@ -26,7 +26,7 @@ import dns.zone
 import pytest
 
 from protocol.merkle import ENTRY_BYTES
-from scripts.benchlib import repair
+from scripts.benchlib import repair, replication
 from scripts.benchlib.__main__ import _parser, _repair_plan, _replication_plan, main
 from scripts.benchlib.answers import answer_fits
 from scripts.benchlib.dnsperf import parse_latencies, parse_summary
@@ -177,6 +177,40 @@ def _port_is_free(port: int) -> bool:
 
 @pytest.mark.integration
 @pytest.mark.interop
+def _poller_response(
+    query: dns.message.Message, rcode: dns.rcode.Rcode, *records: tuple[str, str, str]
+) -> bytes:
+    response = dns.message.make_response(query)
+    response.flags |= dns.flags.AA
+    response.set_rcode(rcode)
+    for owner, rdtype, text in records:
+        response.answer.append(dns.rrset.from_text(owner, replication.TTL, "IN", rdtype, text))
+    return response.to_wire()
+
+
+def test_the_poller_reads_the_usual_answer_without_parsing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    poller = replication._Poller([53])
+    poller.add(7, dns.name.from_text("rp-7.bench.example."), "10.0.0.7", acked=0.0)
+    write = poller.writes[7]
+    query = dns.message.from_wire(write.query)
+    served = _poller_response(query, dns.rcode.NOERROR, ("rp-7.bench.example.", "A", "10.0.0.7"))
+    other = _poller_response(query, dns.rcode.NOERROR, ("rp-7.bench.example.", "A", "10.0.0.8"))
+    failed = _poller_response(query, dns.rcode.SERVFAIL, ("rp-7.bench.example.", "A", "10.0.0.7"))
+
+    def no_parse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("parsed")
+
+    monkeypatch.setattr(replication.dns.message, "from_wire", no_parse)
+    assert replication._serves(served, write) is True
+    assert replication._serves(other, write) is False  # the address is not in it at all
+    monkeypatch.undo()
+    assert replication._serves(failed, write) is False
+    unanswered = _poller_response(query, dns.rcode.NXDOMAIN)
+    assert replication._serves(unanswered, write) is False
+
+
 def test_tiny_bench_reports_every_server_and_mode(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
     options = [*DNS_TINY, *REPLICATION_TINY, *REPAIR_TINY, *COMPACTION_TINY]
