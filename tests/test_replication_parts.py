@@ -383,3 +383,12 @@ def test_late_reports_relay_nothing_more_and_memory_stays_bounded() -> None:
     assert len(window._rounds) <= RELAY_ROUNDS_KEPT
     window.reported(300.0)  # a report at last: everything up to the newest round kept
     assert window.full_round(301.0, {"a": 500}, grace=1.0) == {"a": 200}
+
+
+def test_a_report_exactly_a_grace_after_a_round_relays_that_round() -> None:
+    window = RelayWindow({}, now=0.0)
+    window.full_round(1.0, {"a": 1}, grace=1.0)
+    window.reported(1.999)
+    assert window.full_round(2.0, {"a": 2}, grace=1.0) == {}
+    window.reported(2.0)
+    assert window.full_round(3.0, {"a": 3}, grace=1.0) == {"a": 1}

@@ -12,11 +12,12 @@ queued), in two kinds of round:
   origins (``RelayWindow`` says up to where), and this node's vector (or a PING when
   there is nothing new).
 
-An event of another origin is relayed only when the peer, in a report of its vector made
+An event of another origin is relayed only when a report of the peer's vector, read here
 a heartbeat or more after this node had the event, still lacks it. In a healthy mesh
 every origin reaches every node directly within that time, so nothing is sent twice; when
-a link is cut, its traffic goes round it within three heartbeats; a busy cluster, whose
-reports come late, is not loaded further with copies. The reader closes the link when the
+a link is cut, its traffic goes round it within about four heartbeats; while reports stop
+coming (the peer, or this node's reading of them, is held up) nothing more is relayed, so
+a busy cluster is not loaded further with copies. The reader closes the link when the
 peer is silent for ``dead_after``.
 
 A peer that lacks events below this node's compaction point cannot get them from its
@@ -100,12 +101,14 @@ the newest is overwritten, which only delays relaying."""
 class RelayWindow:
     """Up to where a full round may relay other origins' events to the peer.
 
-    An event is relayed only when a report of the peer's vector, made at least ``grace``
-    after this node had the event, still lacks it: the peer had that long to get it from
-    its origin, so that path is likely cut. Without the wait, an event that is merely
+    An event is relayed only when a report of the peer's vector, read at least ``grace``
+    after this node had the event, still lacks it: the peer had about that long to get it
+    from its origin, so that path is likely cut. Without the wait, an event that is merely
     slow (the cluster is busy) would be sent twice, which makes the cluster busier still.
-    A report that does not come (the peer, or this node's reading of it, is behind)
-    relays nothing more. Sans-IO: the caller passes the time."""
+    While no report comes, nothing more is relayed. A report is dated when it is read, not
+    when it was made (the protocol carries no time): one read late, behind a backlog, can
+    still let through a copy of an event that was on its way. Sans-IO: the caller passes
+    the time."""
 
     def __init__(self, vv: Mapping[str, int], now: float) -> None:
         # The HELLO just received is the first report: what this node has now goes in
@@ -366,11 +369,11 @@ class Link:
             with trio.move_on_at(next_full):
                 await self._wake.wait()
             self._wake = trio.Event()
-            now = trio.current_time()
-            full = now >= next_full
+            full = trio.current_time() >= next_full
             if full and self._pacing.send_now(self._behind()):
                 await self._send_snapshot()
-            if full:
+            if full:  # the vector and its time taken together, after any snapshot
+                now = trio.current_time()
                 self._relay_upto = self._relay.full_round(now, self._vv, heartbeat)
             events, more = self._missing(full)
             messages: list[Message] = [*self._queued, *event_batches(events)]
