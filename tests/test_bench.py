@@ -175,8 +175,6 @@ def _port_is_free(port: int) -> bool:
         return True
 
 
-@pytest.mark.integration
-@pytest.mark.interop
 def _poller_response(
     query: dns.message.Message, rcode: dns.rcode.Rcode, *records: tuple[str, str, str]
 ) -> bytes:
@@ -209,8 +207,15 @@ def test_the_poller_reads_the_usual_answer_without_parsing_it(
     assert replication._serves(failed, write) is False
     unanswered = _poller_response(query, dns.rcode.NXDOMAIN)
     assert replication._serves(unanswered, write) is False
+    # The address for another name: not the usual answer, so parsed, and refused.
+    elsewhere = dns.message.make_query("rp-8.bench.example.", "A")
+    elsewhere.id = 0
+    wrong = _poller_response(elsewhere, dns.rcode.NOERROR, ("rp-8.bench.example.", "A", "10.0.0.7"))
+    assert replication._serves(wrong, write) is False
 
 
+@pytest.mark.integration
+@pytest.mark.interop
 def test_tiny_bench_reports_every_server_and_mode(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
     options = [*DNS_TINY, *REPLICATION_TINY, *REPAIR_TINY, *COMPACTION_TINY]
