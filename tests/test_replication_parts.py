@@ -41,6 +41,7 @@ from protocol.events import EventBody, Group, SignedEvent, node_id_of, sign_even
 from protocol.peer import (
     MAX_EVENTS_PER_MESSAGE,
     Descend,
+    Events,
     Fetch,
     Message,
     Nodes,
@@ -392,3 +393,77 @@ def test_a_report_exactly_a_grace_after_a_round_relays_that_round() -> None:
     assert window.full_round(2.0, {"a": 2}, grace=1.0) == {}
     window.reported(2.0)
     assert window.full_round(3.0, {"a": 3}, grace=1.0) == {"a": 1}
+
+
+async def test_a_link_relays_another_origins_event_only_after_a_late_enough_report(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """On a real ``Link`` (a memory stream, the test as the peer; heartbeat 1 s): an event
+    of a third origin applied here at t=0.5 is first noted by the full round at t=1. A
+    report read at t=1.5 is too early to relay it; one read at t=2.5 lets the full round
+    at t=3 send it. Quick rounds never relay it."""
+    from node.replication.link import Link, PeerView
+    from node.replication.peering import Peering
+    from protocol.statekeys import member_key
+
+    initialise(tmp_path / "n", NodeConfig(name="n1"), "t")
+    state = NodeState.open(tmp_path / "n")
+    third = nacl.signing.SigningKey.generate()
+    origin = node_id_of(third.verify_key)
+    state.write_now("test", {member_key(origin): {"name": "z", "peer": "", "status": "active"}})
+    body = EventBody(
+        state.identity.cluster_id,
+        origin,
+        1,
+        dict(state.replica.vv),
+        1 << 16,
+        "t",
+        {setting_key("z"): {"value": 1}},
+    )
+    relayed = sign_event(body, third)
+    peering = Peering(state)
+    near, far = trio.testing.memory_stream_pair()
+    peer_end = MessageStream(far)
+    hello_vv = dict(state.replica.vv)  # the peer has everything this node has at link-up
+    link = Link(
+        "f" * 64,
+        MessageStream(near),
+        PeerView(acked=dict(hello_vv)),
+        "f" * 64,
+        state.identity.node_id,
+        state.replica.vv,
+        peering.log,
+        peering.snapshots,
+        state.replica.compacted,
+    )
+    arrivals: list[float] = []
+    start = trio.current_time()
+
+    async def nothing(*args: object) -> None:
+        return None
+
+    async def peer() -> None:
+        while True:
+            message = await peer_end.receive()
+            if isinstance(message, Events) and relayed.id in [e.id for e in message.events]:
+                arrivals.append(trio.current_time() - start)
+
+    async def reports() -> None:
+        await trio.sleep_until(start + 0.5)
+        await state.apply_remote([relayed])
+        peering.log.remember([relayed])
+        for at in (1.5, 2.5):
+            await trio.sleep_until(start + at)
+            await peer_end.send([Pong(hello_vv)])
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(link.run, nothing, lambda: None, nothing, nothing, 1.0, 30.0)
+            nursery.start_soon(peer)
+            nursery.start_soon(reports)
+            await trio.sleep_until(start + 5.5)
+            nursery.cancel_scope.cancel()
+    finally:
+        peering.log.close()
+        state.close()
+    assert len(arrivals) == 1 and 3.0 <= arrivals[0] < 3.5, arrivals
