@@ -7,7 +7,7 @@ same value must produce the same bytes, or signatures and Merkle hashes would di
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NoReturn
 
 JSONValue = Any
 
@@ -47,10 +47,7 @@ _ENCODER = json.JSONEncoder(
 
 def canonical_json(value: JSONValue) -> bytes:
     _check(value, "$")
-    try:
-        return canonical_text(value).encode("utf-8")
-    except UnicodeEncodeError:
-        raise CanonicalError("strings must be valid Unicode (no lone surrogates)") from None
+    return _utf8(canonical_text(value))
 
 
 def canonical_text(value: JSONValue) -> str:
@@ -60,12 +57,32 @@ def canonical_text(value: JSONValue) -> str:
     return _ENCODER.encode(value)
 
 
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CanonicalError("strings must be valid Unicode (no lone surrogates)") from None
+
+
+def _no_float(text: str) -> NoReturn:
+    raise CanonicalError(f"floats are not allowed in canonical JSON: {text}")
+
+
+def _no_constant(text: str) -> NoReturn:
+    raise CanonicalError(f"{text} is not allowed in canonical JSON")
+
+
+_DECODER = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_constant)
+"""Refuses floats (and NaN, Infinity) as it parses: all else JSON can hold has a canonical
+encoding, so what it returns needs no walk before it is encoded again."""
+
+
 def parse_canonical(data: bytes) -> JSONValue:
     """Parse bytes and insist they are already canonical, so re-encoding is lossless."""
     try:
-        value = json.loads(data.decode("utf-8"))
+        value = _DECODER.decode(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CanonicalError(f"not JSON: {exc}") from None
-    if canonical_json(value) != data:
+    if _utf8(canonical_text(value)) != data:
         raise CanonicalError("JSON is not in canonical form")
     return value

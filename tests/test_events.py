@@ -96,3 +96,25 @@ def test_boolean_group_index_is_refused() -> None:
     wire = key.sign(b"peer53-event-v1\x00" + body_bytes).signature + body_bytes
     with pytest.raises(EventError, match="group"):
         decode_event(wire)
+
+
+@pytest.mark.parametrize("text", [b'{"x":1.5}', b'{"x":1e3}', b"[NaN]", b"[-Infinity]"])
+def test_parse_canonical_refuses_floats_and_constants(text: bytes) -> None:
+    with pytest.raises(CanonicalError, match="not allowed"):
+        parse_canonical(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b'{"a":1,"a":2}', b'{"a":-0}', b'{"a":"\\u00e9"}', b'["\\ud800"]', b'{"a":01}', b" 1"],
+)
+def test_parse_canonical_refuses_what_does_not_encode_back_to_the_same_bytes(
+    text: bytes,
+) -> None:
+    with pytest.raises(CanonicalError):
+        parse_canonical(text)
+
+
+def test_parse_canonical_keeps_what_is_canonical() -> None:
+    text = '{"a":[1,-2,true,null,"é\\\\"],"b":{"c":""}}'.encode()
+    assert canonical_json(parse_canonical(text)) == text
