@@ -395,6 +395,46 @@ def test_a_report_exactly_a_grace_after_a_round_relays_that_round() -> None:
     assert window.full_round(3.0, {"a": 3}, grace=1.0) == {"a": 1}
 
 
+def _state(tmp_path: Path) -> NodeState:
+    initialise(tmp_path / "n", NodeConfig(name="n1"), "t")
+    return NodeState.open(tmp_path / "n")
+
+
+def _third_origins_event(state: NodeState) -> SignedEvent:
+    """The first event of a new member, signed by it: neither this node's nor its peer's."""
+    from protocol.statekeys import member_key
+
+    third = nacl.signing.SigningKey.generate()
+    origin = node_id_of(third.verify_key)
+    state.write_now("test", {member_key(origin): {"name": "z", "peer": "", "status": "active"}})
+    vv = dict(state.replica.vv)
+    body = EventBody(
+        state.identity.cluster_id, origin, 1, vv, 1 << 16, "t", {setting_key("z"): {"value": 1}}
+    )
+    return sign_event(body, third)
+
+
+async def test_copies_of_applied_events_are_dropped_and_counted(tmp_path: Path) -> None:
+    from node.api.metrics import ApiCounters, MetricsSources, metrics_text
+    from node.replication.peering import Peering
+
+    state = _state(tmp_path)
+    event = _third_origins_event(state)
+    peering = Peering(state)
+    link = _LinkEnd("f" * 64, state.identity.node_id)
+    try:
+        await peering._screen([(link, [event])])  # type: ignore[list-item]
+        assert peering.copies == 0 and len(peering.buffer) == 1
+        await peering._deliver()
+        await peering._screen([(link, [event, event])])  # type: ignore[list-item]
+        assert peering.copies == 2 and len(peering.buffer) == 0 and not peering.rejected
+        text, _ = metrics_text(MetricsSources(state, peering=peering), ApiCounters())
+        assert b"\npeer53_events_copies_total 2.0\n" in text
+    finally:
+        peering.log.close()
+        state.close()
+
+
 async def test_a_link_relays_another_origins_event_only_after_a_late_enough_report(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -404,23 +444,9 @@ async def test_a_link_relays_another_origins_event_only_after_a_late_enough_repo
     at t=3 send it. Quick rounds never relay it."""
     from node.replication.link import Link, PeerView
     from node.replication.peering import Peering
-    from protocol.statekeys import member_key
 
-    initialise(tmp_path / "n", NodeConfig(name="n1"), "t")
-    state = NodeState.open(tmp_path / "n")
-    third = nacl.signing.SigningKey.generate()
-    origin = node_id_of(third.verify_key)
-    state.write_now("test", {member_key(origin): {"name": "z", "peer": "", "status": "active"}})
-    body = EventBody(
-        state.identity.cluster_id,
-        origin,
-        1,
-        dict(state.replica.vv),
-        1 << 16,
-        "t",
-        {setting_key("z"): {"value": 1}},
-    )
-    relayed = sign_event(body, third)
+    state = _state(tmp_path)
+    relayed = _third_origins_event(state)
     peering = Peering(state)
     near, far = trio.testing.memory_stream_pair()
     peer_end = MessageStream(far)

@@ -156,6 +156,11 @@ def repair_metrics(peering: Peering | None, names: dict[str, str]) -> Iterator[M
         for family, counts in ((rejected, peering.rejected), (refused, peering.refused_links)):
             for reason, n in sorted(counts.items()):
                 family.add_metric([reason], n)
+        yield CounterMetricFamily(
+            "peer53_events_copies",
+            "Events from peers that were applied here already (dropped unchecked)",
+            value=peering.copies,
+        )
     yield rejected
     yield refused
 

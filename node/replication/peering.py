@@ -89,6 +89,7 @@ class Peering:
         self.links: dict[str, Link] = {}
         self.buffer = CausalBuffer()
         self.rejected: Counter[str] = Counter()  # events, by reason
+        self.copies = 0  # events received that were applied here already
         # Links refused at HELLO; "not_member" also counts a new member whose admission
         # has not reached this node yet (it retries), so it is kept apart from events.
         self.refused_links: Counter[str] = Counter()
@@ -379,6 +380,7 @@ class Peering:
                 body = event.body
                 if body.seq <= vv.get(body.origin, 0):
                     if self.log.id_of(body.origin, body.seq) in (None, event.id):
+                        self.copies += 1
                         continue
                 elif (body.origin, body.seq) in self._invalid:
                     continue
