@@ -65,6 +65,11 @@ def _event(seq: int, group: Group | None = None, size: int = 10) -> SignedEvent:
     return sign_event(body, KEY)
 
 
+def _state(tmp_path: Path) -> NodeState:
+    initialise(tmp_path / "n", NodeConfig(name="n1"), "t")
+    return NodeState.open(tmp_path / "n")
+
+
 def _member(tmp_path: Path, name: str, ca: ClusterCA) -> tuple[IdentityFiles, str]:
     key = nacl.signing.SigningKey.generate()
     files = IdentityFiles(tmp_path / name)
@@ -135,8 +140,7 @@ def test_event_batches_respect_count_and_size() -> None:
 def test_event_log_reads_recent_events_from_memory_and_older_ones_from_sqlite(
     tmp_path: Path,
 ) -> None:
-    initialise(tmp_path / "n", NodeConfig(name="n1"), "t")
-    state = NodeState.open(tmp_path / "n")
+    state = _state(tmp_path)
     for value in range(5):
         state.write_now("test", {setting_key("k"): {"value": value}})
     me = state.identity.node_id
@@ -171,8 +175,7 @@ def test_chunks_never_split_a_group() -> None:
 
 
 def test_large_writes_are_split_into_events_within_the_size_limit(tmp_path: Path) -> None:
-    initialise(tmp_path / "n", NodeConfig(name="n1"), "t")
-    state = NodeState.open(tmp_path / "n")
+    state = _state(tmp_path)
     try:
         bulky = {setting_key(f"k{i}"): {"value": "x" * 60_000} for i in range(150)}
         events = state.writer.build("test", bulky)
@@ -196,8 +199,7 @@ async def test_a_refused_event_holds_back_only_its_own_origin(
     from protocol.statekeys import member_key
 
     monkeypatch.setattr(peering_module, "APPLY_CHUNK", 1)
-    initialise(tmp_path / "n", NodeConfig(name="n1"), "t")
-    state = NodeState.open(tmp_path / "n")
+    state = _state(tmp_path)
     # the refused event's origin sorts first, so its chunk comes before the others'
     keys = sorted(
         (nacl.signing.SigningKey.generate() for _ in range(2)),
@@ -252,8 +254,7 @@ async def test_a_replaced_link_drops_its_repair_round_and_what_still_arrives_on_
     there, which would never end, nor touch the new link's round."""
     from node.replication.peering import Peering
 
-    initialise(tmp_path / "n", NodeConfig(name="n1"), "t")
-    state = NodeState.open(tmp_path / "n")
+    state = _state(tmp_path)
     peering = Peering(state)
     try:
         repair, peer = peering.repair, "f" * 64
@@ -289,8 +290,7 @@ async def test_a_handler_that_waited_on_a_replaced_link_ends_no_other_round(
     open), the old handler must not end that round when it wakes."""
     from node.replication.peering import Peering
 
-    initialise(tmp_path / "n", NodeConfig(name="n1"), "t")
-    state = NodeState.open(tmp_path / "n")
+    state = _state(tmp_path)
     peering = Peering(state)
     repair, peer = peering.repair, "f" * 64
     tree = state.replica.registers.merkle
@@ -393,11 +393,6 @@ def test_a_report_exactly_a_grace_after_a_round_relays_that_round() -> None:
     assert window.full_round(2.0, {"a": 2}, grace=1.0) == {}
     window.reported(2.0)
     assert window.full_round(3.0, {"a": 3}, grace=1.0) == {"a": 1}
-
-
-def _state(tmp_path: Path) -> NodeState:
-    initialise(tmp_path / "n", NodeConfig(name="n1"), "t")
-    return NodeState.open(tmp_path / "n")
 
 
 def _third_origins_event(state: NodeState) -> SignedEvent:
