@@ -254,14 +254,16 @@ class Replica:
             [], Plan({}, 0), set(), None, frozenset(self.registers.stable_tombstones(stable))
         )
 
-    def commit(self, prepared: Prepared) -> Generations:
-        """The durable step, plus building any zone started anew; runs in a worker thread."""
+    def commit(self, prepared: Prepared, durable: bool = True) -> Generations:
+        """The stored step, plus building any zone started anew; may run in a worker
+        thread. ``durable=False`` for what peers hold too (``Database.commit``)."""
         self.db.commit(
             prepared.events,
             prepared.plan.changes,
             prepared.dead | prepared.purged,
             prepared.install,
             prepared.logged,
+            durable,
         )
         return self.materialiser.build_generations(prepared.plan.changes)
 

@@ -70,6 +70,13 @@ def _state(tmp_path: Path) -> NodeState:
     return NodeState.open(tmp_path / "n")
 
 
+def _sync_inline(state: NodeState) -> Callable[[], Awaitable[None]]:
+    async def sync() -> None:
+        state.replica.db.sync()
+
+    return sync
+
+
 def _member(tmp_path: Path, name: str, ca: ClusterCA) -> tuple[IdentityFiles, str]:
     key = nacl.signing.SigningKey.generate()
     files = IdentityFiles(tmp_path / name)
@@ -456,6 +463,7 @@ async def test_a_link_relays_another_origins_event_only_after_a_late_enough_repo
         peering.log,
         peering.snapshots,
         state.replica.compacted,
+        _sync_inline(state),  # a worker thread would let the mock clock jump past rounds
     )
     arrivals: list[float] = []
     start = trio.current_time()
@@ -488,3 +496,57 @@ async def test_a_link_relays_another_origins_event_only_after_a_late_enough_repo
         peering.log.close()
         state.close()
     assert len(arrivals) == 1 and 3.0 <= arrivals[0] < 3.5, arrivals
+
+
+async def test_events_from_peers_skip_the_fsync_but_no_vector_is_reported_before_it(
+    tmp_path: Path,
+) -> None:
+    """A local write is on disk when it returns. A peer's event is committed without the
+    fsync; a PONG reporting it is sent only after a sync covers it."""
+    from node.replication.link import Link, PeerView
+    from node.replication.peering import Peering
+
+    state = _state(tmp_path)
+    db = state.replica.db
+    await state.write("test", lambda: {setting_key("own"): {"value": 1}}, inline=True)
+    assert db.synced == db.commits > 0
+    event = _third_origins_event(state)
+    peering = Peering(state)
+    near, far = trio.testing.memory_stream_pair()
+    peer_end = MessageStream(far)
+    link = Link(
+        "f" * 64,
+        MessageStream(near),
+        PeerView(),
+        "f" * 64,
+        state.identity.node_id,
+        state.replica.vv,
+        peering.log,
+        peering.snapshots,
+        state.replica.compacted,
+        state.durable,
+    )
+
+    async def nothing(*args: object) -> None:
+        return None
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(link.run, nothing, lambda: None, nothing, nothing, 60.0, 120.0)
+            with trio.fail_after(10):
+                while not isinstance(await peer_end.receive(), Pong):  # the first full round
+                    pass
+                await state.apply_remote([event])
+                applied = db.commits
+                assert db.synced < applied  # no fsync for it yet
+                # Other writers on the connection still get FULL (2).
+                assert db.db.execute("PRAGMA synchronous").fetchone()[0] == 2
+                await peer_end.send([Ping({})])
+                while not isinstance(reply := await peer_end.receive(), Pong):
+                    pass
+            assert reply.vv[event.body.origin] == 1
+            assert db.synced >= applied  # synced before the PONG went out
+            nursery.cancel_scope.cancel()
+    finally:
+        peering.log.close()
+        state.close()

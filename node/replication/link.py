@@ -181,6 +181,7 @@ class Link:
         log_: EventLog,
         snapshots: Snapshots,
         compacted: Mapping[str, int],
+        durable: Callable[[], Awaitable[None]],
         snapshot_rank: int = 0,
     ) -> None:
         self.peer_id = peer_id
@@ -192,6 +193,7 @@ class Link:
         self._log = log_
         self._snapshots = snapshots
         self._compacted = compacted  # this node's live compaction point
+        self._durable = durable  # waits until what this node applied is on disk
         self._pacing = SnapshotPacing(snapshot_rank)
         self.sent: dict[str, int] = dict(view.acked)  # per origin: the peer has up to here
         self._wake = trio.Event()
@@ -392,6 +394,8 @@ class Link:
                 self._ping_due = False
             if full:
                 next_full = trio.current_time() + heartbeat
+            if any(isinstance(m, Ping | Pong) for m in messages):
+                await self._durable()  # a vector sent is a promise: it must survive power loss
             if messages:
                 await self.stream.send(messages)
             if more:

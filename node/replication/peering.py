@@ -263,7 +263,9 @@ class Peering:
         )
 
     async def _run_link(self, stream: MessageStream, peer_id: str, dialled_by: str) -> bool:
-        await stream.send([self._hello()])
+        mine = self._hello()
+        await self.state.durable()  # the vector it reports must survive a power loss
+        await stream.send([mine])
         with trio.fail_after(self.timers.connect_timeout_ms / 1000):
             hello = await stream.receive()
         if not isinstance(hello, Hello):
@@ -291,6 +293,7 @@ class Peering:
             self.log,
             self.snapshots,
             replica.compacted,
+            self.state.durable,
             snapshot_rank=sum(1 for m in self._other_members() if m != peer_id and m < self.me),
         )
         if not self._register(link):

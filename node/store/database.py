@@ -8,9 +8,13 @@ node's own and other unreplayed events wait there to be applied again (see
 truncated: an event at or below it is kept only while a state register refers to it; and
 ``stable``, below which tombstones were causally stable (``protocol.compaction``).
 
-One writer at a time (the caller serialises writes with a lock) and every commit uses
-``synchronous=FULL`` in WAL mode, so an acknowledged write survives power loss. The
-connection allows use from worker threads because commits run off the trio thread.
+One writer at a time (the caller serialises writes with a lock), in WAL mode. A durable
+commit uses ``synchronous=FULL``, so an acknowledged write survives power loss. Events from
+peers are committed without the ``fsync`` (``durable=False``): their origin has them on
+disk, and a commit lost with power is a suffix of the log that peers send again. The node
+calls ``sync`` before it tells a peer what it has (``NodeState.durable``): a FULL commit
+syncs the WAL, and with it every commit before it. The connection allows use from worker
+threads because commits run off the trio thread.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +86,8 @@ class Database:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
+        self.commits = 0  # transactions of ``commit`` and ``sync`` since opened
+        self.synced = 0  # how many of them are known to be on disk
 
     def close(self) -> None:
         self.db.close()
@@ -143,6 +150,29 @@ class Database:
                 break
             applied = seq
         return applied
+
+    @contextmanager
+    def _transaction(self, durable: bool) -> Iterator[None]:
+        if not durable:
+            self.db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self.db.atomic():
+                yield
+        finally:
+            if not durable:
+                self.db.execute("PRAGMA synchronous=FULL")
+        self.commits += 1
+        if durable:
+            self.synced = self.commits
+
+    def sync(self) -> None:
+        """Make every commit so far durable. SQLite has no call that only syncs the WAL, so
+        this is a FULL commit of one meta row, which syncs it with all that precedes it."""
+        with self._transaction(durable=True):
+            self.db.conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('synced_commits', ?)",
+                [str(self.commits + 1)],
+            )
 
     def forget(self, events: Iterable[SignedEvent]) -> int:
         """Delete logged copies of events refused for good; never an applied one."""
@@ -208,14 +238,15 @@ class Database:
         dropped: Iterable[str],
         install: Install | None = None,
         logged: Sequence[SignedEvent] = (),
+        durable: bool = True,
     ) -> None:
         """Append events and write their state changes in one durable transaction. An
         event may already be in the log: one applied again after a snapshot. With
         ``install``, the events are a snapshot's, the applied vector is replaced by its
         vector, and the log is truncated to it. ``logged`` events were applied before and
         are only stored again (anti-entropy brought a register whose event compaction had
-        deleted); they do not move the vector."""
-        with self.db.atomic():
+        deleted); they do not move the vector. ``durable=False`` skips the ``fsync``."""
+        with self._transaction(durable):
             conn = self.db.conn
             conn.executemany(
                 "INSERT OR IGNORE INTO events (origin, seq, id, hlc, wire) VALUES (?, ?, ?, ?, ?)",
