@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import ssl
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import nacl.signing
