@@ -33,8 +33,8 @@ log = logging.getLogger("peer53.state")
 
 DB_FILE = "peer53.db"
 # Events from peers with at most this many writes in all are checked and committed on the
-# trio thread: a worker thread's hand-off costs more than such a commit (about 0.4 ms with
-# its fsync), and holds up DNS answers for a millisecond or two at most.
+# trio thread: a worker thread's hand-off costs more than such a commit, and it holds up
+# DNS answers for a millisecond or two at most.
 INLINE_WRITES = 64
 
 
@@ -68,6 +68,7 @@ class NodeState:
             raise DataDirError("node.key does not belong to this node's database")
         self.editor = ZoneEditor(self.replica.registers, self.replica.materialiser, node_id)
         self.lock = trio.Lock()  # held by every change, and while a snapshot is taken
+        self._sync_lock = trio.Lock()  # one WAL sync at a time (``durable``)
         # What invites tell joiners to dial; the runtime sets it once the listener is bound.
         self.peer_address = config.listen.advertise or config.listen.peer
         self._writes_open = trio.Event()
@@ -171,14 +172,16 @@ class NodeState:
         """Wait until everything committed so far is on disk. A node calls this before it
         tells a peer its vector (HELLO, PING, PONG): peers count on what it reports (for
         ``?wait``, relaying and compaction), so that must survive a power loss. One sync
-        covers every commit before it, so a busy node syncs about once per report."""
+        covers every commit before it, and links waiting meanwhile share it. It does not
+        wait for the write lock, which a large import holds for long: heartbeats go on."""
         db = self.replica.db
         target = db.commits
         if db.synced >= target:
             return
-        async with self.lock:  # no commit runs meanwhile on the shared connection
+        async with self._sync_lock:
             if db.synced < target:
                 await trio.to_thread.run_sync(db.sync)
+                db.synced = max(db.synced, target)
 
     def _finish(self, prepared: Prepared, generations: Generations) -> None:
         """Every commit's last step, on the trio thread."""

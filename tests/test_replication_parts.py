@@ -551,3 +551,36 @@ async def test_events_from_peers_skip_the_fsync_but_no_vector_is_reported_before
     finally:
         peering.log.close()
         state.close()
+
+
+async def test_a_sync_neither_waits_for_the_write_lock_nor_trusts_a_restart(
+    tmp_path: Path,
+) -> None:
+    """Heartbeats must go on while a large import holds the write lock for long; and a node
+    killed after committing peers' events without an fsync finds them, unsynced, in the
+    OS's cache when it starts again."""
+    state = _state(tmp_path)
+    await state.apply_remote([_third_origins_event(state)])
+    db = state.replica.db
+    assert db.synced < db.commits
+    release = trio.Event()
+
+    async def importing(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with state.lock:
+            task_status.started()
+            await release.wait()
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(importing)
+        with trio.fail_after(5):
+            await state.durable()
+        release.set()
+    assert db.synced == db.commits
+    state.close()
+    again = NodeState.open(tmp_path / "n")
+    try:
+        assert again.replica.db.synced < again.replica.db.commits
+        await again.durable()
+        assert again.replica.db.synced == again.replica.db.commits
+    finally:
+        again.close()

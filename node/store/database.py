@@ -12,15 +12,17 @@ One writer at a time (the caller serialises writes with a lock), in WAL mode. A 
 commit uses ``synchronous=FULL``, so an acknowledged write survives power loss. Events from
 peers are committed without the ``fsync`` (``durable=False``): their origin has them on
 disk, and a commit lost with power is a suffix of the log that peers send again. The node
-calls ``sync`` before it tells a peer what it has (``NodeState.durable``): a FULL commit
-syncs the WAL, and with it every commit before it. The connection allows use from worker
-threads because commits run off the trio thread.
+calls ``sync`` before it tells a peer what it has (``NodeState.durable``): an ``fsync`` of
+the WAL, which holds every commit not yet checkpointed (a checkpoint syncs the WAL before
+it copies it). The connection allows use from worker threads because commits run off the
+trio thread.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -81,13 +83,17 @@ class Install:
 
 class Database:
     def __init__(self, path: Path) -> None:
+        self.path = path
         conn = sqlite3.connect(str(path), check_same_thread=False)
         self.db = sqlite_utils.Database(conn)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
-        self.commits = 0  # transactions of ``commit`` and ``sync`` since opened
-        self.synced = 0  # how many of them are known to be on disk
+        # Transactions of ``commit``, and how many of them are known to be on disk. What
+        # the file held when opened counts as one not known to be: a node killed after
+        # committing peers' events without an fsync finds them in the OS's cache.
+        self.commits = 1
+        self.synced = 0
 
     def close(self) -> None:
         self.db.close()
@@ -153,8 +159,7 @@ class Database:
 
     @contextmanager
     def _transaction(self, durable: bool) -> Iterator[None]:
-        if not durable:
-            self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA synchronous=" + ("FULL" if durable else "NORMAL"))
         try:
             with self.db.atomic():
                 yield
@@ -166,13 +171,17 @@ class Database:
             self.synced = self.commits
 
     def sync(self) -> None:
-        """Make every commit so far durable. SQLite has no call that only syncs the WAL, so
-        this is a FULL commit of one meta row, which syncs it with all that precedes it."""
-        with self._transaction(durable=True):
-            self.db.conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('synced_commits', ?)",
-                [str(self.commits + 1)],
-            )
+        """Put every commit so far on disk: ``fsync`` the WAL, as a FULL commit would. It
+        takes no lock and does not touch the connection, so it may run in a worker thread
+        while a long commit holds the write lock; the caller counts what it covered."""
+        try:
+            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+        except FileNotFoundError:  # checkpointed away, and a checkpoint syncs
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def forget(self, events: Iterable[SignedEvent]) -> int:
         """Delete logged copies of events refused for good; never an applied one."""
@@ -240,7 +249,7 @@ class Database:
         logged: Sequence[SignedEvent] = (),
         durable: bool = True,
     ) -> None:
-        """Append events and write their state changes in one durable transaction. An
+        """Append events and write their state changes in one transaction. An
         event may already be in the log: one applied again after a snapshot. With
         ``install``, the events are a snapshot's, the applied vector is replaced by its
         vector, and the log is truncated to it. ``logged`` events were applied before and
