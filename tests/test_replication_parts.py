@@ -24,9 +24,12 @@ from node.replication.link import (
     RELAY_ROUNDS_KEPT,
     SNAPSHOT_AFTER_ROUNDS,
     SNAPSHOT_BACKOFF_CAP,
+    Link,
+    PeerView,
     RelayWindow,
     SnapshotPacing,
 )
+from node.replication.peering import Peering
 from node.replication.tls import (
     PeerCertificateError,
     check_issued_by,
@@ -56,6 +59,7 @@ from protocol.repair import describe
 from protocol.statekeys import setting_key
 
 KEY = nacl.signing.SigningKey(b"\x07" * 32)
+PEER = "f" * 64  # the node id of a peer that a test plays
 ME = node_id_of(KEY.verify_key)
 
 
@@ -76,6 +80,34 @@ def _sync_inline(state: NodeState) -> Callable[[], Awaitable[None]]:
         state.replica.db.sync()
 
     return sync
+
+
+async def _ignore(*args: object) -> None:
+    return None
+
+
+def _link_to_test(
+    state: NodeState,
+    peering: Peering,
+    acked: dict[str, int],
+    durable: Callable[[], Awaitable[None]],
+) -> tuple[Link, MessageStream]:
+    """A real ``Link`` from this node to a peer that the test plays, on a memory stream;
+    run it with ``link.run(_ignore, lambda: None, _ignore, _ignore, heartbeat, dead_after)``."""
+    near, far = trio.testing.memory_stream_pair()
+    link = Link(
+        PEER,
+        MessageStream(near),
+        PeerView(acked=dict(acked)),
+        PEER,
+        state.identity.node_id,
+        state.replica.vv,
+        peering.log,
+        peering.snapshots,
+        state.replica.compacted,
+        durable,
+    )
+    return link, MessageStream(far)
 
 
 def _member(tmp_path: Path, name: str, ca: ClusterCA) -> tuple[IdentityFiles, str]:
@@ -260,12 +292,11 @@ async def test_a_replaced_link_drops_its_repair_round_and_what_still_arrives_on_
     open on the first can never be answered, so the new link must be free to run its own,
     and what still arrives on the old one (a ROOT, a late NODES) must neither open a round
     there, which would never end, nor touch the new link's round."""
-    from node.replication.peering import Peering
 
     state = _state(tmp_path)
     peering = Peering(state)
     try:
-        repair, peer = peering.repair, "f" * 64
+        repair, peer = peering.repair, PEER
         tree = state.replica.registers.merkle
         offered = Root("0" * 64, dict(state.replica.vv))  # a root that differs from ours
 
@@ -296,11 +327,10 @@ async def test_a_handler_that_waited_on_a_replaced_link_ends_no_other_round(
     """A round's handler can wait on a commit (``_own``). If its link is replaced
     meanwhile and the new link's round is itself between a NODES and its FETCH (no request
     open), the old handler must not end that round when it wakes."""
-    from node.replication.peering import Peering
 
     state = _state(tmp_path)
     peering = Peering(state)
-    repair, peer = peering.repair, "f" * 64
+    repair, peer = peering.repair, PEER
     tree = state.replica.registers.merkle
     offered = Root("0" * 64, dict(state.replica.vv))
     old, new = _LinkEnd(peer, state.identity.node_id), _LinkEnd(peer, state.identity.node_id)
@@ -419,12 +449,11 @@ def _third_origins_event(state: NodeState) -> SignedEvent:
 
 async def test_copies_of_applied_events_are_dropped_and_counted(tmp_path: Path) -> None:
     from node.api.metrics import ApiCounters, MetricsSources, metrics_text
-    from node.replication.peering import Peering
 
     state = _state(tmp_path)
     event = _third_origins_event(state)
     peering = Peering(state)
-    link = _LinkEnd("f" * 64, state.identity.node_id)
+    link = _LinkEnd(PEER, state.identity.node_id)
     try:
         await peering._screen([(link, [event])])  # type: ignore[list-item]
         assert peering.copies == 0 and len(peering.buffer) == 1
@@ -445,32 +474,15 @@ async def test_a_link_relays_another_origins_event_only_after_a_late_enough_repo
     of a third origin applied here at t=0.5 is first noted by the full round at t=1. A
     report read at t=1.5 is too early to relay it; one read at t=2.5 lets the full round
     at t=3 send it. Quick rounds never relay it."""
-    from node.replication.link import Link, PeerView
-    from node.replication.peering import Peering
 
     state = _state(tmp_path)
     relayed = _third_origins_event(state)
     peering = Peering(state)
-    near, far = trio.testing.memory_stream_pair()
-    peer_end = MessageStream(far)
     hello_vv = dict(state.replica.vv)  # the peer has everything this node has at link-up
-    link = Link(
-        "f" * 64,
-        MessageStream(near),
-        PeerView(acked=dict(hello_vv)),
-        "f" * 64,
-        state.identity.node_id,
-        state.replica.vv,
-        peering.log,
-        peering.snapshots,
-        state.replica.compacted,
-        _sync_inline(state),  # a worker thread would let the mock clock jump past rounds
-    )
+    # A worker thread's sync would let the mock clock jump past rounds.
+    link, peer_end = _link_to_test(state, peering, hello_vv, _sync_inline(state))
     arrivals: list[float] = []
     start = trio.current_time()
-
-    async def nothing(*args: object) -> None:
-        return None
 
     async def peer() -> None:
         while True:
@@ -488,7 +500,7 @@ async def test_a_link_relays_another_origins_event_only_after_a_late_enough_repo
 
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(link.run, nothing, lambda: None, nothing, nothing, 1.0, 30.0)
+            nursery.start_soon(link.run, _ignore, lambda: None, _ignore, _ignore, 1.0, 30.0)
             nursery.start_soon(peer)
             nursery.start_soon(reports)
             await trio.sleep_until(start + 5.5)
@@ -504,8 +516,6 @@ async def test_events_from_peers_skip_the_fsync_but_no_vector_is_reported_before
 ) -> None:
     """A local write is on disk when it returns. A peer's event is committed without the
     fsync; a PONG reporting it is sent only after a sync covers it."""
-    from node.replication.link import Link, PeerView
-    from node.replication.peering import Peering
 
     state = _state(tmp_path)
     db = state.replica.db
@@ -513,27 +523,11 @@ async def test_events_from_peers_skip_the_fsync_but_no_vector_is_reported_before
     assert db.synced == db.commits > 0
     event = _third_origins_event(state)
     peering = Peering(state)
-    near, far = trio.testing.memory_stream_pair()
-    peer_end = MessageStream(far)
-    link = Link(
-        "f" * 64,
-        MessageStream(near),
-        PeerView(),
-        "f" * 64,
-        state.identity.node_id,
-        state.replica.vv,
-        peering.log,
-        peering.snapshots,
-        state.replica.compacted,
-        state.durable,
-    )
-
-    async def nothing(*args: object) -> None:
-        return None
+    link, peer_end = _link_to_test(state, peering, {}, state.durable)
 
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(link.run, nothing, lambda: None, nothing, nothing, 60.0, 120.0)
+            nursery.start_soon(link.run, _ignore, lambda: None, _ignore, _ignore, 60.0, 120.0)
             with trio.fail_after(10):
                 while not isinstance(await peer_end.receive(), Pong):  # the first full round
                     pass
