@@ -175,12 +175,12 @@ class NodeState:
         covers every commit before it, and links waiting meanwhile share it. It does not
         wait for the write lock, which a large import holds for long: heartbeats go on."""
         db = self.replica.db
-        target = db.commits
-        if db.synced >= target:
+        if db.synced >= db.commits:
             return
         async with self._sync_lock:
+            target = db.commits  # read again: a sync covers what was committed before it
             if db.synced < target:
-                await trio.to_thread.run_sync(db.sync)
+                await trio.to_thread.run_sync(db.sync)  # StorageFailed: report nothing
                 db.synced = max(db.synced, target)
 
     def _finish(self, prepared: Prepared, generations: Generations) -> None:

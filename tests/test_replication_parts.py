@@ -578,3 +578,47 @@ async def test_a_sync_neither_waits_for_the_write_lock_nor_trusts_a_restart(
         assert again.replica.db.synced == again.replica.db.commits
     finally:
         again.close()
+
+
+def test_the_sync_reaches_the_wal_sqlite_writes_even_through_a_symlink(tmp_path: Path) -> None:
+    """SQLite resolves a symbolic link to the database and keeps its WAL beside the target;
+    a sync of a path beside the link would reach nothing."""
+    from node.store.database import Database
+
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "peer53.db").symlink_to(tmp_path / "disk" / "peer53.db")
+    db = Database(tmp_path / "peer53.db")
+    try:
+        db.set_meta({"k": "v"})
+        assert Path(db.wal_path) == tmp_path / "disk" / "peer53.db-wal"
+        assert Path(db.wal_path).stat().st_size > 0
+        db.sync()
+    finally:
+        db.close()
+
+
+async def test_a_failed_sync_is_never_retried_into_a_promise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Linux reports a write-back error once: after one failed fsync, a later one that
+    succeeds proves nothing, so no vector is reported again until a restart."""
+    from node.store.database import StorageFailed
+
+    state = _state(tmp_path)
+    await state.apply_remote([_third_origins_event(state)])
+    db = state.replica.db
+    unsynced = db.synced
+
+    def failing(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr("os.fsync", failing)
+            with pytest.raises(StorageFailed):
+                await state.durable()
+        with pytest.raises(StorageFailed):  # fsync works again, and still nothing is promised
+            await state.durable()
+        assert db.synced == unsynced < db.commits
+    finally:
+        state.close()

@@ -55,6 +55,7 @@ from node.replication.tls import (
 )
 from node.replication.wire import LINK_ERRORS, MessageStream
 from node.service import DB_FILE, NodeState, WritesHeld
+from node.store.database import StorageFailed
 from protocol.canonical import JSONValue
 from protocol.clock import hlc_physical_ms
 from protocol.compaction import covers
@@ -68,8 +69,9 @@ log = logging.getLogger("peer53.peering")
 INGEST_QUEUE = 64
 INLINE_SIGNATURES = 64  # more than this many are checked in a worker thread
 # What one bad connection may raise; anything else is a bug, logged with a trace, and
-# still ends only that connection.
-CONNECTION_ERRORS = (*LINK_ERRORS, PeerCertificateError, LinkRefused)
+# still ends only that connection. StorageFailed ends every link at its next report (it
+# is logged once, when the sync fails): a node that cannot sync promises peers nothing.
+CONNECTION_ERRORS = (*LINK_ERRORS, PeerCertificateError, LinkRefused, StorageFailed)
 
 
 class Peering:

@@ -81,14 +81,27 @@ class Install:
     vv: dict[str, int]
 
 
+class StorageFailed(Exception):
+    """Syncing the WAL failed. Linux reports a write-back error once and may drop the pages
+    it could not write, so a later sync that succeeds proves nothing: the node stops
+    promising anything to peers until it is restarted (and recovers from what is on disk)."""
+
+
 class Database:
     def __init__(self, path: Path) -> None:
-        self.path = path
         conn = sqlite3.connect(str(path), check_same_thread=False)
         self.db = sqlite_utils.Database(conn)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        (mode,) = self.db.execute("PRAGMA journal_mode=WAL").fetchone()
+        if mode != "wal":
+            raise sqlite3.OperationalError(f"{path}: cannot use WAL mode (got {mode!r})")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
+        # Where SQLite itself writes the WAL: it resolves symbolic links in the file name.
+        main_file = next(
+            row[2] for row in self.db.execute("PRAGMA database_list") if row[1] == "main"
+        )
+        self.wal_path = main_file + "-wal"
+        self.sync_failure: OSError | None = None
         # Transactions of ``commit``, and how many of them are known to be on disk. What
         # the file held when opened counts as one not known to be: a node killed after
         # committing peers' events without an fsync finds them in the OS's cache.
@@ -172,14 +185,18 @@ class Database:
 
     def sync(self) -> None:
         """Put every commit so far on disk: ``fsync`` the WAL, as a FULL commit would. It
-        takes no lock and does not touch the connection, so it may run in a worker thread
-        while a long commit holds the write lock; the caller counts what it covered."""
-        try:
-            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
-        except FileNotFoundError:  # checkpointed away, and a checkpoint syncs
-            return
+        does not touch the connection, so it may run in a worker thread while a long commit
+        holds the write lock; the caller counts what it covered. The WAL exists while the
+        connection is open. StorageFailed if this or an earlier sync failed."""
+        if self.sync_failure is not None:
+            raise StorageFailed(f"an earlier sync of {self.wal_path} failed") from None
+        fd = os.open(self.wal_path, os.O_RDONLY)
         try:
             os.fsync(fd)
+        except OSError as exc:
+            self.sync_failure = exc
+            log.critical("syncing %s failed (%s); restart the node", self.wal_path, exc)
+            raise StorageFailed(f"syncing {self.wal_path} failed: {exc}") from exc
         finally:
             os.close(fd)
 
