@@ -10,8 +10,9 @@ truncated: an event at or below it is kept only while a state register refers to
 
 One writer at a time (the caller serialises writes with a lock), in WAL mode. A durable
 commit uses ``synchronous=FULL``, so an acknowledged write survives power loss. Events from
-peers are committed without the ``fsync`` (``durable=False``): their origin has them on
-disk, and a commit lost with power is a suffix of the log that peers send again. The node
+peers are committed without the ``fsync`` (``durable=False``): every node that reported
+them synced them first, and a power cut loses only the last commits (WAL recovery stops at
+the first bad checksum), which peers send again. The node
 calls ``sync`` before it tells a peer what it has (``NodeState.durable``): an ``fsync`` of
 the WAL, which holds every commit not yet checkpointed (a checkpoint syncs the WAL before
 it copies it). The connection allows use from worker threads because commits run off the
@@ -189,7 +190,7 @@ class Database:
         holds the write lock; the caller counts what it covered. The WAL exists while the
         connection is open. StorageFailed if this or an earlier sync failed."""
         if self.sync_failure is not None:
-            raise StorageFailed(f"an earlier sync of {self.wal_path} failed") from None
+            raise StorageFailed(f"an earlier sync of {self.wal_path} failed: {self.sync_failure}")
         fd = os.open(self.wal_path, os.O_RDONLY)
         try:
             os.fsync(fd)
