@@ -112,3 +112,15 @@ def test_peering_timers_and_dial_overrides(tmp_path: Path) -> None:
 def test_bad_settings(tmp_path: Path, extra: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(_write(tmp_path, extra))
+
+
+def test_the_example_config_is_the_documented_one_and_loads(tmp_path: Path) -> None:
+    root = Path(__file__).parent.parent
+    example = (root / "examples" / "peer53.toml").read_text()
+    assert (
+        f"## A complete example\n\n```toml\n{example}```" in (root / "docs/config.md").read_text()
+    )
+    (tmp_path / "peer53.toml").write_text(example)
+    config = load_config(tmp_path)
+    assert config.name == "ns1" and config.peering.stale_after_ms == 604_800_000
+    assert len(config.dial_overrides) == 1

@@ -122,6 +122,21 @@ def test_removing_the_node_answering_needs_force(cluster5: Cluster) -> None:
     assert gone.returncode == 1 and "no member" in gone.stderr
 
 
+def test_removing_and_leaving_honour_if_match(cluster5: Cluster) -> None:
+    me = cluster5.ids[1]
+    with cluster5.nodes[1].client() as api:
+        etag = api.get(f"/api/v1/members/{me}").raise_for_status().headers["ETag"]
+        for method, path in (
+            ("DELETE", f"/api/v1/members/{me}?force=true"),
+            ("POST", "/api/v1/cluster/leave"),
+        ):
+            stale = api.request(method, path, headers={"If-Match": '"stale"'})
+            assert stale.status_code == 412, stale.text
+        current = api.delete(f"/api/v1/members/{me}", headers={"If-Match": etag})
+        assert current.json()["error"]["code"] == "removing_self"  # past If-Match, refused
+    assert _members(cluster5, 1)[me]["membership"] == "active"
+
+
 def test_a_node_leaves(cluster5: Cluster) -> None:
     leaver = max(cluster5.running())
     node = cluster5.nodes[leaver]

@@ -13,7 +13,6 @@ from node.api.documents import etag_of_doc
 from node.api.errors import ApiError, bad_request, not_found
 from node.api.http_server import Peer53Quart
 from node.api.responses import no_content, read_response, request_body, written
-from node.config import ConfigError
 from node.invites import (
     InviteStateError,
     create_invite,
@@ -50,8 +49,6 @@ def add_invite_routes(app: Peer53Quart, api: ApiContext) -> None:
             invite, writes = create_invite(state, body.get("ttl", DEFAULT_TTL), now())
         except InviteStateError as exc:
             raise bad_request(exc.code, str(exc), field="ttl") from None
-        except ConfigError as exc:
-            raise ApiError(409, "no_peer_address", str(exc)) from None
         await api.write(
             "invite.create", lambda: writes, lambda: {etag_of_doc(invites_doc(registers, now()))}
         )

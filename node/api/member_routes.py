@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from quart import Response
 
 from node.api.context import ApiContext, query_flag
+from node.api.documents import etag_of_doc
 from node.api.errors import ApiError, not_found
 from node.api.http_server import Peer53Quart
 from node.api.responses import json_response, read_response, written
@@ -27,6 +30,10 @@ def add_member_routes(app: Peer53Quart, api: ApiContext) -> None:
         if not isinstance(value, dict):
             raise not_found(f"no member {node_id}")
         return member_doc(replica, node_id, value)
+
+    def member_etags(node_id: str) -> Collection[str] | None:
+        value = replica.registers.value(member_key(node_id))
+        return None if not isinstance(value, dict) else {etag_of_doc(one(node_id))}
 
     @app.get("/api/v1/members")
     async def list_members() -> Response:
@@ -51,7 +58,7 @@ def add_member_routes(app: Peer53Quart, api: ApiContext) -> None:
             except MemberError as exc:
                 raise _member_error(exc) from None
 
-        await api.write("member.remove", writes, lambda: None)
+        await api.write("member.remove", writes, lambda: member_etags(node_id))
         return written(one(node_id), 200)
 
     @app.post("/api/v1/cluster/leave")
@@ -66,5 +73,5 @@ def add_member_routes(app: Peer53Quart, api: ApiContext) -> None:
             except MemberError as exc:
                 raise _member_error(exc) from None
 
-        await api.write("member.leave", writes, lambda: None)
+        await api.write("member.leave", writes, lambda: member_etags(me))
         return json_response(one(me))

@@ -43,10 +43,12 @@ def _errors(*statuses: str) -> Doc:
         "400": "Invalid request; the error names the field (and line, for zone files)",
         "401": "Missing or invalid bearer token",
         "403": "The token's role does not allow this",
-        "404": "No such zone, RRset or token",
-        "409": "Conflicts with the current state",
+        "404": "No such zone, RRset, token, invite or member",
+        "409": "Conflicts with the current state (not_a_member: this node is no member now)",
         "412": "If-Match does not match the current ETag",
+        "413": "The body is over 64 MiB",
         "415": "Wrong Content-Type",
+        "503": "Writes are held until this node has its own earlier changes back",
     }
     return {s: {"description": text[s], "content": _json(_ref("Error"))} for s in statuses}
 
@@ -82,9 +84,7 @@ _NAME_PARAM = {
 _TYPE_PARAM = _path_param("type")
 _TOKEN_PARAM = _path_param("token_id")
 _IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"}}
-_FORCED = {
-    "parameters": [_IF_MATCH, {"name": "force", "in": "query", "schema": {"type": "boolean"}}]
-}
+_FORCED = {"parameters": [{"name": "force", "in": "query", "schema": {"type": "boolean"}}]}
 _WAIT_PARAMS = [
     {
         "name": "wait",
@@ -102,15 +102,17 @@ _WAIT_PARAMS = [
 _WRITES = ("post", "put", "patch", "delete")
 
 
-def _add_wait(paths: Doc) -> None:
-    """Every write takes ?wait=N; a write that answers 204 answers 200 with the counts."""
+def _add_write_common(paths: Doc) -> None:
+    """What every write shares: If-Match, ?wait=N (a write that answers 204 answers 200
+    with the counts), a body size limit, and the refusals of a node that takes no writes."""
     for item in paths.values():
         for method in _WRITES:
             op = item.get(method)
             if op is None:
                 continue
-            op["parameters"] = [*op.get("parameters", []), *_WAIT_PARAMS]
-            op["responses"] = _errors("400") | op["responses"]  # a bad wait or timeout
+            op["parameters"] = [_IF_MATCH, *op.get("parameters", []), *_WAIT_PARAMS]
+            # 400: a bad wait or timeout; 409: not_a_member; 503: writes_held.
+            op["responses"] = _errors("400") | op["responses"] | _errors("409", "412", "413", "503")
             if "204" in op["responses"]:
                 op["responses"] |= _ok(
                     "Done, with ?wait: how many nodes applied it", _ref("Applied")
@@ -441,7 +443,13 @@ def openapi_document() -> Doc:
         "/healthz": {
             "get": _op(
                 "Liveness: the node is up",
-                _ok("Up", {"type": "object", "properties": {"status": {"const": "ok"}}}),
+                _ok(
+                    "Up, and how many zones it serves",
+                    {
+                        "type": "object",
+                        "properties": {"status": {"const": "ok"}, "zones": {"type": "integer"}},
+                    },
+                ),
                 public=True,
             )
         },
@@ -465,7 +473,7 @@ def openapi_document() -> Doc:
             ),
             "post": _op(
                 "Create a zone with a SOA and NS records",
-                _ok("Created", _ref("Zone"), "201") | _errors("400", "401", "403", "409", "412"),
+                _ok("Created", _ref("Zone"), "201") | _errors("400", "401", "403", "409"),
                 body=_json(_ref("ZoneCreate")),
             ),
         },
@@ -485,15 +493,13 @@ def openapi_document() -> Doc:
                 "Replace (or create) the zone atomically from a zone file",
                 _ok("Replaced", _ref("ImportResult"))
                 | _ok("Created", _ref("ImportResult"), "201")
-                | _errors("400", "401", "403", "412", "415"),
+                | _errors("400", "401", "403", "415"),
                 body=zone_file,
-            )
-            | {"parameters": [_IF_MATCH]},
+            ),
             "delete": _op(
                 "Delete the zone",
-                {"204": {"description": "Deleted"}} | _errors("400", "401", "403", "404", "412"),
-            )
-            | {"parameters": [_IF_MATCH]},
+                {"204": {"description": "Deleted"}} | _errors("400", "401", "403", "404"),
+            ),
         },
         "/api/v1/zones/{zone}/rrsets": {
             "parameters": [_ZONE_PARAM],
@@ -509,10 +515,9 @@ def openapi_document() -> Doc:
             },
             "patch": _op(
                 "Apply several RRset changes atomically: all or none",
-                _ok("Applied", _ref("BatchResult")) | _errors("400", "401", "403", "404", "412"),
+                _ok("Applied", _ref("BatchResult")) | _errors("400", "401", "403", "404"),
                 body=_json(_ref("Batch")),
-            )
-            | {"parameters": [_IF_MATCH]},
+            ),
         },
         "/api/v1/zones/{zone}/rrsets/{name}/{type}": {
             "parameters": [_ZONE_PARAM, _NAME_PARAM, _TYPE_PARAM],
@@ -523,15 +528,13 @@ def openapi_document() -> Doc:
                 "Replace one RRset",
                 _ok("Replaced", _ref("RRset"))
                 | _ok("Created", _ref("RRset"), "201")
-                | _errors("400", "401", "403", "404", "412"),
+                | _errors("400", "401", "403", "404"),
                 body=_json(_ref("RRsetPut")),
-            )
-            | {"parameters": [_IF_MATCH]},
+            ),
             "delete": _op(
                 "Delete one RRset",
-                {"204": {"description": "Deleted"}} | _errors("400", "401", "403", "404", "412"),
-            )
-            | {"parameters": [_IF_MATCH]},
+                {"204": {"description": "Deleted"}} | _errors("400", "401", "403", "404"),
+            ),
         },
         "/api/v1/tokens": {
             "get": _op(
@@ -540,7 +543,7 @@ def openapi_document() -> Doc:
             ),
             "post": _op(
                 "Create an API token; its secret is shown only in this response",
-                _ok("Created", _ref("TokenCreated"), "201") | _errors("400", "401", "403", "412"),
+                _ok("Created", _ref("TokenCreated"), "201") | _errors("400", "401", "403"),
                 body=_json(_ref("TokenCreate")),
             ),
         },
@@ -551,7 +554,7 @@ def openapi_document() -> Doc:
             ),
             "post": _op(
                 "Mint a one-time join token (a JWT signed by this node)",
-                _ok("Created", _ref("InviteCreated"), "201") | _errors("400", "401", "403", "412"),
+                _ok("Created", _ref("InviteCreated"), "201") | _errors("400", "401", "403"),
                 body=_json(_ref("InviteCreate")),
                 body_required=False,  # no body: the default lifetime
             ),
@@ -563,17 +566,15 @@ def openapi_document() -> Doc:
             ),
             "delete": _op(
                 "Revoke an open invite, for ever",
-                {"204": {"description": "Revoked"}} | _errors("401", "403", "404", "409", "412"),
-            )
-            | {"parameters": [_IF_MATCH]},
+                {"204": {"description": "Revoked"}} | _errors("401", "403", "404", "409"),
+            ),
         },
         "/api/v1/tokens/{token_id}": {
             "parameters": [_TOKEN_PARAM],
             "get": _op("One token", _ok("The token", _ref("Token")) | _errors("401", "403", "404")),
             "delete": _op(
                 "Revoke a token, for ever (force=true to revoke the last admin token)",
-                {"204": {"description": "Revoked"}}
-                | _errors("400", "401", "403", "404", "409", "412"),
+                {"204": {"description": "Revoked"}} | _errors("400", "401", "403", "404", "409"),
             )
             | _FORCED,
         },
@@ -590,8 +591,7 @@ def openapi_document() -> Doc:
             ),
             "delete": _op(
                 "Remove a member, for ever (force=true to remove the node answering)",
-                _ok("Removed", _ref("MemberRecord"))
-                | _errors("400", "401", "403", "404", "409", "412"),
+                _ok("Removed", _ref("MemberRecord")) | _errors("400", "401", "403", "404", "409"),
             )
             | _FORCED,
         },
@@ -599,12 +599,11 @@ def openapi_document() -> Doc:
             "post": _op(
                 "This node leaves the cluster, for ever; add wait=N to answer once N nodes "
                 "applied it",
-                _ok("Left", _ref("MemberRecord")) | _errors("400", "401", "403", "409", "412"),
-            )
-            | {"parameters": [_IF_MATCH]},
+                _ok("Left", _ref("MemberRecord")) | _errors("400", "401", "403", "409"),
+            ),
         },
     }
-    _add_wait(paths)
+    _add_write_common(paths)
     return {
         "openapi": "3.1.0",
         "info": {"title": "peer53 node API", "version": __version__},
