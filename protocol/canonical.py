@@ -72,7 +72,21 @@ def _no_constant(text: str) -> NoReturn:
     raise CanonicalError(f"{text} is not allowed in canonical JSON")
 
 
-_DECODER = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_constant)
+MAX_INT_CHARS = 20
+"""A sign and 19 digits: every integer peer53 accepts fits a signed 64-bit one."""
+
+
+def bounded_int(text: str) -> int:
+    """A JSON integer literal, refused when longer than any peer53 accepts: Python's own
+    refusal (above 4300 digits) is a bare ValueError that names an interpreter setting."""
+    if len(text) > MAX_INT_CHARS:
+        raise CanonicalError(f"an integer of {len(text)} characters (at most {MAX_INT_CHARS})")
+    return int(text)
+
+
+_DECODER = json.JSONDecoder(
+    parse_float=_no_float, parse_int=bounded_int, parse_constant=_no_constant
+)
 """Refuses floats (and NaN, Infinity) as it parses: all else JSON can hold has a canonical
 encoding, so what it returns needs no walk before it is encoded again."""
 

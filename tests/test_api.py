@@ -90,6 +90,7 @@ def test_import_export_round_trip_keeps_serial(node: NodeProcess, tmp_path: Path
 
 BAD_BODIES = [
     ("post", "/api/v1/zones", b"{not json", "invalid_json"),
+    ("post", "/api/v1/zones", b'{"name": "x.test", "ttl": ' + b"9" * 5000 + b"}", "invalid_json"),
     ("post", "/api/v1/zones", b'{"name": "x.test", "colour": 1}', "unknown_field"),
     ("post", "/api/v1/zones", b'{"name": "bad..name"}', "invalid_name"),
     (

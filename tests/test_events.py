@@ -3,6 +3,7 @@ import pytest
 
 from protocol.canonical import CanonicalError, canonical_json, parse_canonical
 from protocol.events import EventBody, EventError, Group, decode_event, node_id_of, sign_event
+from protocol.peer import MessageError, decode_message
 
 
 def _body(key: nacl.signing.SigningKey, **over: object) -> EventBody:
@@ -113,6 +114,16 @@ def test_parse_canonical_refuses_what_does_not_encode_back_to_the_same_bytes(
 ) -> None:
     with pytest.raises(CanonicalError):
         parse_canonical(text)
+
+
+def test_integers_longer_than_any_accepted_are_refused_as_not_canonical() -> None:
+    """Python itself refuses 4300+ digits with a bare ValueError; that must not escape."""
+    assert parse_canonical(b"[-9223372036854775808]") == [-(2**63)]
+    for digits in (21, 5000):
+        with pytest.raises(CanonicalError, match="at most 20"):
+            parse_canonical(b"[" + b"1" * digits + b"]")
+        with pytest.raises(MessageError, match="at most 20"):
+            decode_message(b'{"after":' + b"1" * digits + b',"origin":"x","type":"pull"}')
 
 
 def test_parse_canonical_keeps_what_is_canonical() -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from node.api.errors import bad_request
+from protocol.canonical import CanonicalError, bounded_int
 
 
 def _is_int(value: Any) -> bool:
@@ -50,8 +51,8 @@ def parse_json_object(
     raw: bytes, required: dict[str, Kind], optional: dict[str, Kind]
 ) -> dict[str, Any]:
     try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = json.loads(raw, parse_int=bounded_int)
+    except (UnicodeDecodeError, json.JSONDecodeError, CanonicalError) as exc:
         raise bad_request("invalid_json", f"request body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise bad_request("invalid_json", "request body must be a JSON object")
