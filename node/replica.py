@@ -158,11 +158,9 @@ class Replica:
             self._check_origin(event, joined)
             for key, value in body.writes.items():
                 try:
-                    check_write(key, value)
+                    check_write(key, value, body.origin)
                 except StateKeyError as exc:
                     raise EventError(str(exc)) from None
-                if key.startswith("cut ") and not key.endswith(" " + body.origin):
-                    raise EventError(f"{body.origin[:12]} wrote another member's cut report")
             want = expected.get(body.origin, 0) + 1
             if body.seq != want:
                 raise EventError(f"event seq {body.seq} from {body.origin[:12]}, expected {want}")
@@ -236,11 +234,9 @@ class Replica:
             raise SnapshotError("the snapshot is older than this node's compacted log")
         for key, event in entries.items():
             try:
-                check_write(key, event.body.writes[key])
+                check_write(key, event.body.writes[key], event.body.origin)
             except StateKeyError as exc:
                 raise SnapshotError(f"the snapshot holds a bad write: {exc}") from None
-            if key.startswith("cut ") and not key.endswith(" " + event.body.origin):
-                raise SnapshotError(f"the snapshot holds a cut report {key!r} of another node")
         registers = {key: Register.written(e.body.writes[key], e) for key, e in entries.items()}
         _check_snapshot_origins(registers)
         changes = {k: r for k, r in registers.items() if self.registers.get(k) != r}

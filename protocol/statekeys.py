@@ -43,6 +43,7 @@ from protocol.canonical import is_int
 from protocol.tokens import ROLES
 
 SINGLETON_TYPES = frozenset({dns.rdatatype.SOA, dns.rdatatype.CNAME, dns.rdatatype.DNAME})
+_SINGLETON_TEXTS = frozenset(dns.rdatatype.to_text(t) for t in SINGLETON_TYPES)
 
 
 class StateKeyError(ValueError):
@@ -154,6 +155,7 @@ _NAME = re.compile(r"(?:[^ .]+\.)+|\.")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _GEN = re.compile(r"0|[1-9][0-9]{0,17}")
 _DIGEST = re.compile(r"[0-9a-f]{32}")
+_TOKEN_ID = re.compile(r"[0-9a-f]{16}")
 
 
 def _shape(value: object, fields: dict[str, Check]) -> bool:
@@ -248,13 +250,16 @@ def _is_type(text: str) -> bool:
         return False
 
 
-def check_write(key: str, value: object) -> None:
-    """Refuse a write whose key or value is not of a known shape, before it is applied.
+def check_write(key: str, value: object, origin: str) -> None:
+    """Refuse a write whose key or value is not of a known shape, or that ``origin`` may
+    not make, before it is applied.
 
     Rdata text is not parsed here (that would double the cost of a large import); the zone
     code that reads it treats rdata it cannot parse as absent.
     """
     parsed = parse_key(key)
+    if parsed.kind in ("cut", "serial") and parsed.extra != origin:
+        raise StateKeyError(f"{key!r} belongs to another node than {origin[:12]}")
     names = [parsed.zone] if parsed.kind in ("zone", "rr", "ttl", "rrset", "serial") else []
     if parsed.owner:
         names.append(parsed.owner)
@@ -262,12 +267,19 @@ def check_write(key: str, value: object) -> None:
         raise StateKeyError(f"bad name in state key {key!r}")
     if parsed.rdtype and not _is_type(parsed.rdtype):
         raise StateKeyError(f"bad type in state key {key!r}")
+    if parsed.rdtype and (parsed.kind == "rrset") != (parsed.rdtype in _SINGLETON_TEXTS):
+        raise StateKeyError(f"{key!r}: rrset keys are for SOA, CNAME and DNAME, rr and ttl not")
+    node_ids = {
+        "member": [parsed.zone],
+        "serial": [parsed.extra],
+        "cut": [parsed.zone, parsed.extra],
+    }
+    if not all(_HEX64.fullmatch(n) for n in node_ids.get(parsed.kind, [])):
+        raise StateKeyError(f"bad node id in state key {key!r}")
+    if parsed.kind == "token" and not _TOKEN_ID.fullmatch(parsed.zone):
+        raise StateKeyError(f"bad token id in state key {key!r}")
     if parsed.kind == "invite" and not _DIGEST.fullmatch(parsed.zone):
         raise StateKeyError(f"bad invite id in state key {key!r}")
-    if parsed.kind == "cut" and not (
-        _HEX64.fullmatch(parsed.zone) and _HEX64.fullmatch(parsed.extra)
-    ):
-        raise StateKeyError(f"bad node id in state key {key!r}")
     if parsed.kind == "rr" and not _DIGEST.fullmatch(parsed.extra):
         raise StateKeyError(f"bad digest in state key {key!r}")
     if value is None and parsed.kind in _NULLABLE:

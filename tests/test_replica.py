@@ -120,6 +120,31 @@ def test_keys_that_could_not_be_served_are_refused(state: NodeState, key: str) -
     _refused(state, [_event(state, writes={key: value})], "bad")
 
 
+OTHER = "f" * 64
+MEMBER = {"name": "x", "peer": "127.0.0.1:1", "status": "active"}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "why"),
+    [
+        ("rrset x.test. 0 www.x.test. A", {"ttl": 60, "rdata": ["192.0.2.1"]}, "rrset keys"),
+        ("rr x.test. 0 www.x.test. CNAME " + "0" * 32, {"rdata": "a.x.test."}, "rrset keys"),
+        ("ttl x.test. 0 x.test. SOA", {"ttl": 60}, "rrset keys"),
+        ("member x", MEMBER, "bad node id"),
+        ("member " + OTHER.upper(), MEMBER, "bad node id"),
+        ("token 0123", {"name": "t", "role": "admin", "zones": None, "hash": OTHER}, "token id"),
+        ("serial x.test. 0 " + OTHER, {"base": 1, "count": 0}, "another node"),
+        ("cut " + OTHER + " " + OTHER, {"seq": 1}, "another node"),
+    ],
+)
+def test_keys_of_the_wrong_kind_or_owner_are_refused(
+    state: NodeState, key: str, value: object, why: str
+) -> None:
+    """A record type has one kind of key, so every node merges an owner's registers the same
+    way; serial counters and cut reports are written only by the node they name."""
+    _refused(state, [_event(state, writes={key: value})], why)
+
+
 def test_a_soa_with_relative_names_from_a_peer_is_served_as_written(state: NodeState) -> None:
     """Rdata text is not checked before it applies: whatever parses is served, and nothing
     about it may stop the node, which rebuilds its zones from the same registers at start."""
