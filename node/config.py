@@ -39,13 +39,16 @@ def parse_address(text: str, what: str = "address") -> Address:
     host, sep, port_text = text.rpartition(":")
     if not sep or not host:
         raise ConfigError(f"{what} {text!r}: expected HOST:PORT")
-    if host.startswith("[") and host.endswith("]"):
+    bracketed = host.startswith("[") and host.endswith("]")
+    if bracketed:
         host = host[1:-1]
     try:
         ipaddress.ip_address(host)
     except ValueError:
         raise ConfigError(f"{what} {text!r}: {host!r} is not an IP address") from None
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    if (":" in host) != bracketed:
+        raise ConfigError(f"{what} {text!r}: an IPv6 address goes in brackets, IPv4 not")
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 <= int(port_text) <= 65535:
         raise ConfigError(f"{what} {text!r}: port must be 0-65535")
     return Address(host, int(port_text))
 

@@ -22,9 +22,11 @@ import jwt
 import nacl.signing
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from protocol.canonical import is_int
 from protocol.events import NODE_ID_RE, node_id_of
 
 _PIN_RE = re.compile(r"sha256:[0-9a-f]{64}")
+_JTI_RE = re.compile(r"[0-9a-f]{32}")
 _REQUIRED = ["iss", "aud", "jti", "iat", "exp", "peer", "ca_pin"]
 
 
@@ -104,17 +106,21 @@ def _claims_to_invite(token: str, claims: Any, now: int) -> Invite:
         raise InviteError("invalid_invite", "the invite has no peer address")
     if not isinstance(claims.get("ca_pin"), str) or not _PIN_RE.fullmatch(claims["ca_pin"]):
         raise InviteError("invalid_invite", "the invite's ca_pin is not sha256:<64 hex>")
-    if not isinstance(claims["exp"], int) or not isinstance(claims["iat"], int):
+    if not (is_int(claims["exp"], 0) and is_int(claims["iat"], 0)):
         raise InviteError("invalid_invite", "the invite's times are not whole seconds")
+    if not isinstance(claims["jti"], str) or not _JTI_RE.fullmatch(claims["jti"]):
+        raise InviteError("invalid_invite", "the invite's jti is not 32 hex digits")
+    if not isinstance(claims["aud"], str):
+        raise InviteError("invalid_invite", "the invite's aud is not one cluster id")
     if claims["exp"] <= now:
         raise InviteError("invite_expired", "the invite has expired")
     return Invite(
         token,
         claims["iss"],
         claims["aud"],
-        str(claims["jti"]),
-        int(claims["iat"]),
-        int(claims["exp"]),
+        claims["jti"],
+        claims["iat"],
+        claims["exp"],
         claims["peer"],
         claims["ca_pin"],
     )

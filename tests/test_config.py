@@ -33,7 +33,17 @@ def test_ipv6_and_overrides() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["127.0.0.1", ":53", "127.0.0.1:99999", "example.com:53", "[::1]:x"]
+    "text",
+    [
+        "127.0.0.1",
+        ":53",
+        "127.0.0.1:99999",
+        "example.com:53",
+        "[::1]:x",
+        "::1:7053",
+        "[127.0.0.1]:53",
+        "127.0.0.1:\u0665\u0663",
+    ],
 )
 def test_bad_addresses(text: str) -> None:
     with pytest.raises(ConfigError):

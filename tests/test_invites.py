@@ -3,8 +3,10 @@
 import base64
 import json
 
+import jwt
 import nacl.signing
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from protocol.events import node_id_of
 from protocol.invites import InviteError, mint_invite, read_invite, verify_invite
@@ -85,3 +87,38 @@ def test_garbage(token: str) -> None:
     with pytest.raises(InviteError) as err:
         read_invite(token, NOW)
     assert err.value.code == "invalid_invite"
+
+
+@pytest.mark.parametrize(
+    ("claims", "problem"),
+    [
+        ({"jti": 7}, "JWT ID must be a string"),
+        ({"jti": "../" + "0" * 29}, "jti"),
+        ({"aud": ["c", "other"]}, "aud"),
+        ({"exp": True}, "times"),
+    ],
+)
+def test_signed_claims_of_the_wrong_form_are_refused(
+    key: nacl.signing.SigningKey, claims: dict[str, object], problem: str
+) -> None:
+    """Signed by the issuer's own key, so only the form of the claims is at fault."""
+    issuer = node_id_of(key.verify_key)
+    body = {
+        "iss": issuer,
+        "aud": "c",
+        "jti": "0" * 32,
+        "iat": NOW,
+        "exp": NOW + 60,
+        "peer": "127.0.0.1:7053",
+        "ca_pin": PIN,
+        **claims,
+    }
+    signer = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(key))
+    token = jwt.encode(body, signer, algorithm="EdDSA")
+    for check in (
+        lambda: read_invite(token, NOW),
+        lambda: verify_invite(token, issuer, "c", NOW),
+    ):
+        with pytest.raises(InviteError, match=problem) as err:
+            check()
+        assert err.value.code == "invalid_invite"

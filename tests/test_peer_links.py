@@ -1,15 +1,16 @@
 """The peer port of a real node, spoken to by a hand-driven client.
 
 What is refused: a connection without a member certificate that tries anything but
-JOIN, a CA-signed key that is not a member, a HELLO that names someone else, and forged
-events on an established link. What must survive: the link and the node.
+JOIN, a JOIN of the wrong form, a CA-signed key that is not a member, a HELLO that names
+someone else, and forged events on an established link. What must survive: the link and
+the node.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nacl.signing
@@ -22,7 +23,18 @@ from node.replication.tls import join_client_context, member_client_context
 from node.replication.wire import LinkClosed, MessageStream
 from node.store.database import Database
 from protocol.events import EventBody, SignedEvent, decode_event, node_id_of, sign_event
-from protocol.peer import PROTOCOL_VERSION, Error, Events, Hello, JoinCa, Message, Ping, Pong
+from protocol.peer import (
+    PROTOCOL_VERSION,
+    Error,
+    Events,
+    Hello,
+    Join,
+    JoinCa,
+    Message,
+    Ping,
+    Pong,
+    join_proof_bytes,
+)
 from protocol.statekeys import setting_key
 from tests.cluster import fast_timers, join, node_id
 from tests.nodeproc import NodeProcess
@@ -100,6 +112,38 @@ async def test_without_a_certificate_only_join_is_allowed(
     error = await _until(stream, Error)
     assert isinstance(error, Error) and error.code == "protocol"
     assert await _closed(stream)
+
+
+@pytest.mark.parametrize(
+    ("name", "peer", "proof_case", "code"),
+    [
+        ("n3", "127.0.0.1:7099", str.upper, "bad_proof"),
+        ("", "127.0.0.1:7099", str, "invalid_name"),
+        ("n3", "::1:7099", str, "invalid_peer"),
+    ],
+)
+async def test_a_join_of_the_wrong_form_is_refused_and_leaves_the_invite_open(
+    nodes: tuple[NodeProcess, Path],
+    name: str,
+    peer: str,
+    proof_case: Callable[[str], str],
+    code: str,
+) -> None:
+    node, _ = nodes
+    with node.client() as api:
+        invite = api.post("/api/v1/invites", json={}).raise_for_status().json()
+    joiner = nacl.signing.SigningKey.generate()
+    key = node_id_of(joiner.verify_key)
+    proof = joiner.sign(join_proof_bytes(invite["token"], key)).signature.hex()
+    stream = await _connect(node, None)
+    assert isinstance(await _until(stream, JoinCa), JoinCa)
+    await stream.send([Join(invite["token"], key, name, peer, proof_case(proof))])
+    error = await _until(stream, Error)
+    assert isinstance(error, Error) and error.code == code, error
+    assert await _closed(stream)
+    with node.client() as api:
+        after = api.get(f"/api/v1/invites/{invite['jti']}").raise_for_status().json()
+    assert after["status"] == "open"
 
 
 async def test_a_ca_signed_key_that_is_not_a_member_is_refused(

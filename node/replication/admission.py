@@ -10,6 +10,7 @@ racing with one token cannot both win.
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import nacl.exceptions
@@ -30,6 +31,7 @@ from protocol.statekeys import invite_key, member_key, setting_key
 log = logging.getLogger("peer53.join")
 JOIN_TIMEOUT = 30.0
 MAX_NAME = 63
+_SIGNATURE_HEX = re.compile(r"[0-9a-f]{128}")
 _CLOSED = {
     "used": "the invite has already been used (an invite works once)",
     "revoked": "the invite was revoked",
@@ -72,6 +74,8 @@ class Admission:
             request.token, state.identity.node_id, state.identity.cluster_id, int(time.time())
         )
         try:
+            if not _SIGNATURE_HEX.fullmatch(request.proof):
+                raise ValueError("the proof is not a signature in lower-case hex")
             nacl.signing.VerifyKey(bytes.fromhex(request.key)).verify(
                 join_proof_bytes(request.token, request.key), bytes.fromhex(request.proof)
             )
