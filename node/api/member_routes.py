@@ -33,7 +33,9 @@ def add_member_routes(app: Peer53Quart, api: ApiContext) -> None:
 
     def member_etags(node_id: str) -> Collection[str] | None:
         value = replica.registers.value(member_key(node_id))
-        return None if not isinstance(value, dict) else {etag_of_doc(one(node_id))}
+        if not isinstance(value, dict):
+            return None
+        return {etag_of_doc(member_doc(replica, node_id, value))}
 
     @app.get("/api/v1/members")
     async def list_members() -> Response:
