@@ -129,15 +129,17 @@ class NodeState:
         from peers (``_commit_locked``), since the hand-off costs more than such a write.
         """
         while True:
-            with trio.move_on_after(2 * self.config.peering.write_hold_ms / 1000):
-                await self._writes_open.wait()
             if self.writes_held:
-                raise WritesHeld(
-                    "writes are held: changes this node made earlier are not applied here "
-                    "yet (a peer holds them after a restore from an older copy, or they wait "
-                    "in the log after a snapshot); they must be applied first"
-                )
-            async with self.lock:
+                with trio.move_on_after(2 * self.config.peering.write_hold_ms / 1000):
+                    await self._writes_open.wait()
+                if self.writes_held:
+                    raise WritesHeld(
+                        "writes are held: changes this node made earlier are not applied "
+                        "here yet (a peer holds them after a restore from an older copy, or "
+                        "they wait in the log after a snapshot); they must be applied first"
+                    )
+            await self._lock()
+            try:
                 if self.writes_held:  # held while this write waited for the lock
                     continue
                 if inline:
@@ -147,9 +149,19 @@ class NodeState:
                         self._prepare_and_commit, kind, make_writes
                     )
                 self._finish(prepared, generations)
+            finally:
+                self.lock.release()
             self._applied(events)
             await trio.lowlevel.checkpoint()  # an inline write yields only here, once applied
             return events
+
+    async def _lock(self) -> None:
+        """Take the write lock, without a pass of the scheduler while it is free: a
+        change from the API or a peer yields once, after it is applied."""
+        try:
+            self.lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self.lock.acquire()
 
     async def _commit_locked(self, writes: int, prepare: Callable[[], Prepared]) -> Prepared:
         """Prepare and commit, then apply; the caller holds the write lock. What commits
@@ -195,13 +207,16 @@ class NodeState:
         The local clock moves past their stamps, so a write made here after seeing them
         orders after them even when this node's wall clock runs behind.
         """
-        async with self.lock:
+        await self._lock()
+        try:
             await self._commit_locked(
                 sum(len(e.body.writes) for e in events),
                 partial(self.replica.prepare, events, verified=True),
             )
             newest = max(e.body.hlc for e in events)
             self.writer.last_hlc = hlc_observe(self.writer.last_hlc, newest, self.writer.clock())
+        finally:
+            self.lock.release()
         self._applied(events)
         await trio.lowlevel.checkpoint()  # an inline commit yields only here, once applied
 

@@ -161,7 +161,7 @@ _TOKEN_ID = re.compile(r"[0-9a-f]{16}")
 def _shape(value: object, fields: dict[str, Check]) -> bool:
     return (
         isinstance(value, dict)
-        and set(value) == set(fields)
+        and value.keys() == fields.keys()
         and all(check(value[name]) for name, check in fields.items())
     )
 
@@ -250,6 +250,19 @@ def _is_type(text: str) -> bool:
         return False
 
 
+_ZONE_NAMED = frozenset({"zone", "rr", "ttl", "rrset", "serial"})
+_OWNED = frozenset({"cut", "serial"})  # keys whose ``extra`` is the writing node's id
+_ID_FORMS: dict[str, tuple[tuple[str, re.Pattern[str], str], ...]] = {
+    "member": (("zone", _HEX64, "node id"),),
+    "serial": (("extra", _HEX64, "node id"),),
+    "cut": (("zone", _HEX64, "node id"), ("extra", _HEX64, "node id")),
+    "token": (("zone", _TOKEN_ID, "token id"),),
+    "invite": (("zone", _DIGEST, "invite id"),),
+    "rr": (("extra", _DIGEST, "digest"),),
+}
+"""Per kind, the key fields that are ids: the field, its form, and what it is called."""
+
+
 def check_write(key: str, value: object, origin: str) -> None:
     """Refuse a write whose key or value is not of a known shape, or that ``origin`` may
     not make, before it is applied.
@@ -258,34 +271,25 @@ def check_write(key: str, value: object, origin: str) -> None:
     code that reads it treats rdata it cannot parse as absent.
     """
     parsed = parse_key(key)
-    if parsed.kind in ("cut", "serial") and parsed.extra != origin:
+    kind = parsed.kind
+    if kind in _OWNED and parsed.extra != origin:
         raise StateKeyError(f"{key!r} belongs to another node than {origin[:12]}")
-    names = [parsed.zone] if parsed.kind in ("zone", "rr", "ttl", "rrset", "serial") else []
-    if parsed.owner:
-        names.append(parsed.owner)
-    if not all(_is_name(n) for n in names):
+    if (kind in _ZONE_NAMED and not _is_name(parsed.zone)) or (
+        parsed.owner and not _is_name(parsed.owner)
+    ):
         raise StateKeyError(f"bad name in state key {key!r}")
-    if parsed.rdtype and not _is_type(parsed.rdtype):
-        raise StateKeyError(f"bad type in state key {key!r}")
-    if parsed.rdtype and (parsed.kind == "rrset") != (parsed.rdtype in _SINGLETON_TEXTS):
-        raise StateKeyError(f"{key!r}: rrset keys are for SOA, CNAME and DNAME, rr and ttl not")
-    node_ids = {
-        "member": [parsed.zone],
-        "serial": [parsed.extra],
-        "cut": [parsed.zone, parsed.extra],
-    }
-    if not all(_HEX64.fullmatch(n) for n in node_ids.get(parsed.kind, [])):
-        raise StateKeyError(f"bad node id in state key {key!r}")
-    if parsed.kind == "token" and not _TOKEN_ID.fullmatch(parsed.zone):
-        raise StateKeyError(f"bad token id in state key {key!r}")
-    if parsed.kind == "invite" and not _DIGEST.fullmatch(parsed.zone):
-        raise StateKeyError(f"bad invite id in state key {key!r}")
-    if parsed.kind == "rr" and not _DIGEST.fullmatch(parsed.extra):
-        raise StateKeyError(f"bad digest in state key {key!r}")
-    if value is None and parsed.kind in _NULLABLE:
+    if parsed.rdtype:
+        if not _is_type(parsed.rdtype):
+            raise StateKeyError(f"bad type in state key {key!r}")
+        if (kind == "rrset") != (parsed.rdtype in _SINGLETON_TEXTS):
+            raise StateKeyError(f"{key!r}: rrset keys are for SOA, CNAME and DNAME, rr and ttl not")
+    for field_name, form, called in _ID_FORMS.get(kind, ()):
+        if not form.fullmatch(getattr(parsed, field_name)):
+            raise StateKeyError(f"bad {called} in state key {key!r}")
+    if value is None and kind in _NULLABLE:
         return
-    if not any(_shape(value, shape) for shape in _VALUE_SHAPES[parsed.kind]):
-        raise StateKeyError(f"value of {key!r} does not have the shape of a {parsed.kind}")
+    if not any(_shape(value, shape) for shape in _VALUE_SHAPES[kind]):
+        raise StateKeyError(f"value of {key!r} does not have the shape of a {kind}")
 
 
 def invite_key(jti: str) -> str:

@@ -26,6 +26,7 @@ import dns.zone
 import pytest
 
 from protocol.merkle import ENTRY_BYTES
+from scripts.benchlib import __main__ as bench_main
 from scripts.benchlib import repair, replication
 from scripts.benchlib.__main__ import _parser, _repair_plan, _replication_plan, main
 from scripts.benchlib.answers import answer_fits
@@ -189,9 +190,7 @@ def _poller_response(
 def test_the_poller_reads_the_usual_answer_without_parsing_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    poller = replication._Poller([53])
-    poller.add(7, dns.name.from_text("rp-7.bench.example."), "10.0.0.7", acked=0.0)
-    write = poller.writes[7]
+    write = replication._Expected.make(dns.name.from_text("rp-7.bench.example."), "10.0.0.7")
     query = dns.message.from_wire(write.query)
     served = _poller_response(query, dns.rcode.NOERROR, ("rp-7.bench.example.", "A", "10.0.0.7"))
     other = _poller_response(query, dns.rcode.NOERROR, ("rp-7.bench.example.", "A", "10.0.0.8"))
@@ -460,3 +459,24 @@ def test_compaction_rewrites_must_be_whole_rounds(capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit):
         main(["--compaction-rewrites", "1500"])
     assert "multiple of 1000" in capsys.readouterr().err
+
+
+def test_a_failed_bench_keeps_its_work_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The servers' logs there are what says why it failed."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    monkeypatch.setattr(bench_main.tempfile, "mkdtemp", lambda prefix: str(workdir))
+
+    def failing(*args: object) -> None:
+        (workdir / "n1.log").write_text("why")
+        raise RuntimeError("peer53 refused the zone (500)")
+
+    monkeypatch.setattr(bench_main, "run_bench", failing)
+    monkeypatch.setattr(bench_main.signal, "signal", lambda *args: None)  # keep pytest's
+    assert main(["--json", str(tmp_path / "out.json"), "--no-replication"]) == 1
+    assert (workdir / "n1.log").read_text() == "why"
+    err = capsys.readouterr().err
+    assert "refused the zone" in err and f"kept {workdir}" in err
+    assert not (tmp_path / "out.json").exists()

@@ -534,8 +534,12 @@ async def test_events_from_peers_skip_the_fsync_but_no_vector_is_reported_before
                 await state.apply_remote([event])
                 applied = db.commits
                 assert db.synced < applied  # no fsync for it yet
-                # Other writers on the connection still get FULL (2).
+                assert db.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+                db.set_meta({"test": "x"})  # any other write gets FULL (2) again
                 assert db.db.execute("PRAGMA synchronous").fetchone()[0] == 2
+                await state.apply_remote([_third_origins_event(state)])
+                applied = db.commits
+                assert db.synced < applied
                 await peer_end.send([Ping({})])
                 while not isinstance(reply := await peer_end.receive(), Pong):
                     pass

@@ -12,6 +12,7 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -87,6 +88,8 @@ def test_a_served_soa_is_equal_and_hashes_equal_to_a_plain_one(
         assert plain in {served} and served in {plain}
         origin = dns.name.from_text("example.")
         assert dns.rrset.from_rdata(origin, 60, served) == dns.rrset.from_rdata(origin, 60, plain)
+    with pytest.raises(ValueError):
+        with_serial(soa, 2**32)  # type: ignore[arg-type]
     again = served.replace(serial=7)  # what the answer cache builds for its sentinel
     assert hash(again) == hash(soa.replace(serial=7))
     assert pickle.loads(pickle.dumps(again)) == again == copy.copy(again)

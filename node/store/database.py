@@ -96,6 +96,7 @@ class Database:
         if mode != "wal":
             raise sqlite3.OperationalError(f"{path}: cannot use WAL mode (got {mode!r})")
         self.db.execute("PRAGMA synchronous=FULL")
+        self._full_sync = True  # the mode set last: each change of it is a statement
         self.db.executescript(_SCHEMA)
         # Where SQLite itself writes the WAL: it resolves symbolic links in the file name.
         main_file = next(
@@ -117,7 +118,7 @@ class Database:
         return None if row is None else str(row[0])
 
     def set_meta(self, values: Mapping[str, str]) -> None:
-        with self.db.atomic():
+        with self._atomic():
             self.db.table("meta").upsert_all(
                 ({"key": k, "value": v} for k, v in values.items()), pk="key"
             )
@@ -172,14 +173,20 @@ class Database:
         return applied
 
     @contextmanager
+    def _atomic(self, durable: bool = True) -> Iterator[None]:
+        """A transaction committed with an ``fsync`` (``synchronous=FULL``) or without
+        (``NORMAL``). The mode is set only when it changes: a stream of peers' events then
+        costs no extra statements."""
+        if durable != self._full_sync:
+            self.db.execute("PRAGMA synchronous=" + ("FULL" if durable else "NORMAL"))
+            self._full_sync = durable
+        with self.db.atomic():
+            yield
+
+    @contextmanager
     def _transaction(self, durable: bool) -> Iterator[None]:
-        self.db.execute("PRAGMA synchronous=" + ("FULL" if durable else "NORMAL"))
-        try:
-            with self.db.atomic():
-                yield
-        finally:
-            if not durable:
-                self.db.execute("PRAGMA synchronous=FULL")
+        with self._atomic(durable):
+            yield
         self.commits += 1
         if durable:
             self.synced = self.commits
@@ -203,7 +210,7 @@ class Database:
 
     def forget(self, events: Iterable[SignedEvent]) -> int:
         """Delete logged copies of events refused for good; never an applied one."""
-        with self.db.atomic():
+        with self._atomic():
             return sum(
                 self.db.conn.execute(
                     f"DELETE FROM events WHERE origin = ? AND seq = ? AND id = ? AND {_UNAPPLIED}",
@@ -215,7 +222,7 @@ class Database:
     def truncate(self, upto: Mapping[str, int], stable: Mapping[str, int]) -> int:
         """Delete the events at or below ``upto`` that no state register refers to, raise
         ``compacted`` to it and keep the ``stable`` vector; how many events went."""
-        with self.db.atomic():
+        with self._atomic():
             self.db.conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('stable', ?)",
                 [json.dumps(dict(stable), sort_keys=True)],

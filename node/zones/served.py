@@ -42,27 +42,38 @@ class ServedSOA(dns.rdtypes.ANY.SOA.SOA):
         minimum: int,
     ) -> None:
         super().__init__(rdclass, rdtype, mname, rname, serial, refresh, retry, expire, minimum)  # type: ignore[no-untyped-call]
-        names = self.mname.to_digestable(dns.name.root) + self.rname.to_digestable(dns.name.root)
-        object.__setattr__(self, "names_wire", names)  # dnspython rdata are immutable
+        object.__setattr__(self, "names_wire", _names_wire(self))  # dnspython rdata are immutable
 
     def __hash__(self) -> int:
         numbers = (self.serial, self.refresh, self.retry, self.expire, self.minimum)
         return hash(self.names_wire + struct.pack("!IIIII", *numbers))
 
 
+def _names_wire(soa: dns.rdtypes.ANY.SOA.SOA) -> bytes:
+    return soa.mname.to_digestable(dns.name.root) + soa.rname.to_digestable(dns.name.root)
+
+
+_KEPT_SLOTS = [  # every field of an SOA rdata but its serial, as dnspython lists them
+    slot
+    for cls in dns.rdtypes.ANY.SOA.SOA.__mro__
+    for slot in getattr(cls, "__slots__", ())
+    if slot != "serial"
+]
+MAX_SERIAL = 2**32 - 1
+
+
 def with_serial(soa: dns.rdtypes.ANY.SOA.SOA, serial: int) -> ServedSOA:
-    """``soa.replace(serial=...)`` without its per-call signature inspection."""
-    return ServedSOA(
-        soa.rdclass,
-        soa.rdtype,
-        soa.mname,
-        soa.rname,
-        serial,
-        soa.refresh,
-        soa.retry,
-        soa.expire,
-        soa.minimum,
-    )
+    """``soa.replace(serial=...)`` as a copy of ``soa``'s fields, which dnspython checked
+    when it was built: its constructor checks each again, and this runs at every write."""
+    if not 0 <= serial <= MAX_SERIAL:
+        raise ValueError(f"serial {serial} is not a 32-bit unsigned integer")
+    served = object.__new__(ServedSOA)
+    for slot in _KEPT_SLOTS:
+        object.__setattr__(served, slot, getattr(soa, slot))
+    object.__setattr__(served, "serial", serial)
+    names = soa.names_wire if isinstance(soa, ServedSOA) else _names_wire(soa)
+    object.__setattr__(served, "names_wire", names)
+    return served
 
 
 _EMBEDDED_IPV4 = (bytes(12), bytes(10) + b"\xff\xff")
@@ -103,8 +114,12 @@ class _ServedAddress(dns.rdata.Rdata):
             super().__init__(rdclass, rdtype, address)  # type: ignore[call-arg]
             packed = socket.inet_pton(self.FAMILY, self.address)
         else:  # exactly what dnspython's constructors store, without their re-parse
-            object.__setattr__(self, "rdclass", dns.rdataclass.RdataClass.make(rdclass))
-            object.__setattr__(self, "rdtype", dns.rdatatype.RdataType.make(rdtype))
+            if not isinstance(rdclass, dns.rdataclass.RdataClass):
+                rdclass = dns.rdataclass.RdataClass.make(rdclass)
+            if not isinstance(rdtype, dns.rdatatype.RdataType):
+                rdtype = dns.rdatatype.RdataType.make(rdtype)
+            object.__setattr__(self, "rdclass", rdclass)
+            object.__setattr__(self, "rdtype", rdtype)
             object.__setattr__(self, "rdcomment", None)
             object.__setattr__(self, "address", address)
         object.__setattr__(self, "packed", packed)

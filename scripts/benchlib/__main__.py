@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _stop_on_signal)
     signal.signal(signal.SIGTERM, _stop_on_signal)
     workdir = Path(tempfile.mkdtemp(prefix="peer53-bench-"))
+    keep = args.keep
     try:
         progress(f"work directory {workdir}; about {seconds / 60:.1f} minutes")
         workload = build_workload(args.queries, args.seed)
@@ -213,10 +214,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except (RuntimeError, TimeoutError) as error:
         print(f"bench: error: {error}", file=sys.stderr)
+        keep = True  # the servers' logs say why
         return 1
     finally:
-        if args.keep:
-            print(f"bench: kept {workdir}", file=sys.stderr)
+        if keep:
+            print(f"bench: kept {workdir}, with every server's log", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     json_path.parent.mkdir(parents=True, exist_ok=True)

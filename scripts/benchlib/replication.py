@@ -242,9 +242,10 @@ def _milliseconds(seconds: list[float], fraction: float) -> float:
     return round(Latencies(tuple(seconds), 0).percentile(fraction) * 1000, 2)
 
 
-@dataclass
-class _Write:
-    """A write answered by its node and not yet served by every node."""
+@dataclass(frozen=True)
+class _Expected:
+    """What serves one write, made before the timed run so that the run spends no CPU on
+    it."""
 
     name: dns.name.Name
     address: str
@@ -255,6 +256,22 @@ class _Write:
     answers: tuple[bytes, ...]
     """The answer that serves the write, as the first record after the question: its A
     record in wire form, the owner a pointer to the question's name or written out."""
+
+    @classmethod
+    def make(cls, name: dns.name.Name, address: str) -> _Expected:
+        query = dns.message.make_query(name, dns.rdatatype.A)
+        query.id = 0
+        packed = ipaddress.IPv4Address(address).packed
+        record = dns.rrset.from_text(name, TTL, dns.rdataclass.IN, dns.rdatatype.A, address)
+        answers = tuple(_rendered(record, compress) for compress in ({name: HEADER_BYTES}, None))
+        return cls(name, address, packed, query.to_wire(), answers)
+
+
+@dataclass
+class _Write:
+    """A write answered by its node and not yet served by every node."""
+
+    expected: _Expected
     acked: float
     waiting: set[int]
     """Indexes of the nodes that have not answered with ``address`` yet."""
@@ -278,14 +295,8 @@ class _Poller:
         self.latencies: list[float] = []
         self.sent = 0
 
-    def add(self, index: int, name: dns.name.Name, address: str, acked: float) -> None:
-        query = dns.message.make_query(name, dns.rdatatype.A)
-        query.id = 0
-        waiting = set(range(len(self.ports)))
-        packed = ipaddress.IPv4Address(address).packed
-        record = dns.rrset.from_text(name, TTL, dns.rdataclass.IN, dns.rdatatype.A, address)
-        answers = tuple(_rendered(record, compress) for compress in ({name: HEADER_BYTES}, None))
-        self.writes[index] = _Write(name, address, packed, query.to_wire(), answers, acked, waiting)
+    def add(self, index: int, expected: _Expected, acked: float) -> None:
+        self.writes[index] = _Write(expected, acked, set(range(len(self.ports))))
 
     async def run(self, all_answered: trio.Event) -> None:
         """Until every write is served everywhere, once ``all_answered`` is set."""
@@ -307,7 +318,7 @@ class _Poller:
                     raise TimeoutError(
                         f"{len(self.writes)} writes not served by every node "
                         f"{DRAIN_DEADLINE:g} s after the last write, e.g. "
-                        f"{next(iter(self.writes.values())).name}"
+                        f"{next(iter(self.writes.values())).expected.name}"
                     )
             for query_id, (index, node, sent) in list(self.asked.items()):
                 if now - sent > ASK_AGAIN_AFTER:
@@ -324,7 +335,7 @@ class _Poller:
                     self.asked[query_id] = (index, node, now)
                     write.asking.add(node)
                     # Loopback UDP does not block: no checkpoint per datagram.
-                    wire = query_id.to_bytes(2, "big") + write.query[2:]
+                    wire = query_id.to_bytes(2, "big") + write.expected.query[2:]
                     sock.sendto(wire, ("127.0.0.1", self.ports[node]))
             await trio.sleep(max(ASK_EVERY, count / MAX_ASK_RATE))
 
@@ -347,7 +358,7 @@ class _Poller:
         if write is None:
             return
         write.asking.discard(node)
-        if port == self.ports[node] and _serves(data, write):
+        if port == self.ports[node] and _serves(data, write.expected):
             write.waiting.discard(node)
             if not write.waiting:
                 self.latencies.append(now - write.acked)
@@ -363,7 +374,7 @@ def _rendered(rrset: dns.rrset.RRset, compress: dict[dns.name.Name, int] | None)
     return wire.getvalue()
 
 
-def _serves(data: bytes, write: _Write) -> bool:
+def _serves(data: bytes, write: _Expected) -> bool:
     # Until the write arrives a node has no answer (ANCOUNT 0), or one without the new
     # address (a wildcard's): nothing to parse.
     if len(data) < HEADER_BYTES or data[6:8] == b"\0\0" or write.packed not in data:
@@ -410,16 +421,22 @@ async def _propagation(
     poller = _Poller([node.dns_port for node in cluster.nodes])
     issued: list[float] = []
 
+    names = [dns.name.from_text(f"rp-{index}", origin) for index in range(plan.writes)]
+    expected = [
+        _Expected.make(name, str(ipaddress.IPv4Address(0x0A000000 + index)))
+        for index, name in enumerate(names)
+    ]
+
     async def write(api: Http1Client, index: int) -> None:
-        name = dns.name.from_text(f"rp-{index}", origin)
-        address = str(ipaddress.IPv4Address(0x0A000000 + index))
-        path = f"/api/v1/zones/{origin}/rrsets/{name}/A"
+        path = f"/api/v1/zones/{origin}/rrsets/{names[index]}/A"
         with trio.fail_after(HTTP_TIMEOUT):
-            status, body = await api.put_json(path, {"ttl": TTL, "records": [address]})
+            status, body = await api.put_json(
+                path, {"ttl": TTL, "records": [expected[index].address]}
+            )
         acked = trio.current_time()
         if status != 201:
             raise RuntimeError(f"PUT {path}: HTTP {status}: {body[:500]!r}")
-        poller.add(index, name, address, acked)
+        poller.add(index, expected[index], acked)
 
     async with AsyncExitStack() as stack:
         apis = [Http1Client(node.api, cluster.headers) for node in cluster.nodes]
