@@ -27,7 +27,7 @@ import pytest
 
 from protocol.merkle import ENTRY_BYTES
 from scripts.benchlib import __main__ as bench_main
-from scripts.benchlib import repair, replication
+from scripts.benchlib import repair, replication, wakeup
 from scripts.benchlib.__main__ import _parser, _repair_plan, _replication_plan, main
 from scripts.benchlib.answers import answer_fits
 from scripts.benchlib.dnsperf import parse_latencies, parse_summary
@@ -246,7 +246,7 @@ def test_tiny_bench_reports_every_server_and_mode(tmp_path: Path) -> None:
         assert ratio["server"] == "peer53" and ratio["qps"] > 0 and ratio["cpu"] > 0
         assert isinstance(ratio["first target"], bool)
     replication = {figure["key"]: figure for figure in found["replication"]}
-    assert set(replication) == PROPAGATION_KEYS | THROUGHPUT_KEYS
+    assert set(replication) == PROPAGATION_KEYS | THROUGHPUT_KEYS | WAKEUP_KEYS
     value = {key: figure["value"] for key, figure in replication.items()}
     assert value["propagation.n3.writes"] == 10
     assert 0 < value["propagation.n3.p50"] <= value["propagation.n3.p99"]
@@ -480,3 +480,17 @@ def test_a_failed_bench_keeps_its_work_directory(
     err = capsys.readouterr().err
     assert "refused the zone" in err and f"kept {workdir}" in err
     assert not (tmp_path / "out.json").exists()
+
+
+WAKEUP_KEYS = {"wakeup.back_to_back", "wakeup.after_sleep"}
+
+
+def test_the_wakeup_figures_time_the_apply_alone(tmp_path: Path) -> None:
+    """Both kinds are timed in CPU µs per event: the sleeps themselves count for nothing
+    (ten events asleep for 10 ms each would be 100,000 µs of wall time)."""
+    messages: list[str] = []
+    figures = wakeup.measure(tmp_path, messages.append, events=10)
+    value = {figure.key: figure.value for figure in figures}
+    assert set(value) == WAKEUP_KEYS and {figure.unit for figure in figures} == {"µs"}
+    assert all(50 <= v < 100_000 / 10 for v in value.values()), value
+    assert messages == ["wakeup: 10 events applied back to back, 10 each after a sleep"]

@@ -21,6 +21,7 @@ from scripts.benchlib.repair import measure_repair
 from scripts.benchlib.replication import measure_replication
 from scripts.benchlib.results import Measurement, Plan, Result
 from scripts.benchlib.servers import STARTERS, Server
+from scripts.benchlib.wakeup import measure_wakeup
 from scripts.benchlib.workload import Workload
 
 STARTUP_ESTIMATE = 15.0
@@ -145,6 +146,7 @@ def run_bench(plan: Plan, workload: Workload, workdir: Path, progress: Progress)
                     )
         progress("stopping servers")
     result.replication = measure_replication(workdir, workload)
+    result.replication += measure_wakeup(workdir, progress)
     result.repair = measure_repair(progress)
     result.compaction = measure_compaction(workdir, progress)
     return result
