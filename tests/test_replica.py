@@ -1,15 +1,20 @@
 """The one function that checks and applies events, fed events a bad peer could send."""
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import dns.name
+import dns.rdatatype
+import dns.rrset
 import nacl.signing
 import pytest
 
 from node.bootstrap import initialise
 from node.config import NodeConfig
+from node.registers import Register
 from node.service import NodeState
+from node.zones.index import Zone
 from protocol.events import EventBody, EventError, Group, SignedEvent, node_id_of, sign_event
 from protocol.statekeys import zone_key
 
@@ -171,3 +176,50 @@ def test_used_invite_outranks_a_concurrent_revoke() -> None:
     opened = Register({**base, "status": "open", "used_by": None}, 99, "c", 1, "e3", None)
     assert wins(key, used, revoked) and not wins(key, revoked, used)
     assert not wins(key, opened, revoked) and wins(key, revoked, opened)
+
+
+async def test_a_generation_whose_records_came_before_its_zone_register_is_served(
+    tmp_path: Path,
+) -> None:
+    """Anti-entropy may bring a new generation's records in one round and the zone register
+    that starts it in a later one (causal delivery never does). The zone it starts must
+    serve those records at once, as a restart would."""
+    origin = dns.name.from_text("gen.test.")
+    initialise(tmp_path / "a", NodeConfig(name="n1"), "test")
+    first = NodeState.open(tmp_path / "a")
+    ns = [dns.name.from_text("ns1.gen.test.")]
+    await first.write("zone.create", lambda: first.editor.create_zone(origin, ns, 60, 1))
+    first.close()
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    behind, ahead = NodeState.open(tmp_path / "a"), NodeState.open(tmp_path / "b")
+
+    def served(state: NodeState) -> Zone:
+        zone = state.replica.materialiser.table.get(origin)
+        assert zone is not None
+        return zone
+
+    try:
+        soa = served(ahead).get(origin, dns.rdatatype.SOA)
+        assert soa is not None
+        records = [
+            dns.rrset.from_text(f"h{i}.gen.test.", 60, "IN", "A", f"192.0.2.{i}") for i in range(3)
+        ]
+        await ahead.write(
+            "zone.replace", lambda: ahead.editor.replace_zone(origin, [soa, *records], 7)
+        )
+        found: dict[str, tuple[Register, SignedEvent]] = {}
+        for key, reg in ahead.replica.registers.items():
+            if behind.replica.registers.get(key) != reg:
+                found[key] = (reg, ahead.replica.sources([key])[0][key])
+        zone_register = {zone_key("gen.test."): found.pop(zone_key("gen.test."))}
+        assert found  # the new generation's records and serial
+        await behind.repair(found, set())
+        await behind.repair(zone_register, set())
+
+        for record in records:
+            assert served(behind).get(record.name, dns.rdatatype.A) == record
+        materialisers = (behind.replica.materialiser, ahead.replica.materialiser)
+        assert len({m.serial("gen.test.") for m in materialisers}) == 1
+    finally:
+        behind.close()
+        ahead.close()

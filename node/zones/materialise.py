@@ -104,10 +104,9 @@ ValueOf = Callable[[str], JSONValue]
 
 @dataclass(frozen=True)
 class Generations:
-    """Zones that start a new generation in a batch, built off the trio thread.
-
-    A new generation's registers all arrive in the batch that starts it, so its zone can
-    be built from the batch alone while DNS keeps answering from the old one.
+    """Zones that start a new generation in a batch, built off the trio thread while DNS
+    keeps answering from the old ones: from the batch, and from the records that arrived
+    ahead of it (the registers do not change while a batch commits).
     """
 
     keys: dict[str, ZoneKeys]
@@ -123,6 +122,11 @@ class Materialiser:
         # Keys parsed while one change is prepared, committed and applied: each step reads
         # them again. Cleared, like ``_parsed``, once the change is applied.
         self._keys: dict[str, StateKey | None] = {}
+        # Record keys stored for a generation of their zone that has not started here:
+        # anti-entropy may bring a generation's records in one round and the zone register
+        # that starts it in a later one (causal delivery never does). The generation is
+        # built with them when it starts.
+        self._ahead: dict[tuple[str, int], set[str]] = {}
 
     def _record_key(self, key: str) -> StateKey | None:
         try:
@@ -177,15 +181,18 @@ class Materialiser:
         return dead
 
     def build_generations(self, changes: Mapping[str, Register]) -> Generations:
-        """Build the zones that ``changes`` start anew; reads nothing but ``changes``."""
+        """Build the zones that ``changes`` start anew, from ``changes`` and the records
+        that arrived ahead of them (``_ahead``), while DNS answers from the old zones."""
         fresh = self._new_generations(changes)
-        for key in changes:
+        stored = [k for zone, keys in fresh.items() for k in self._ahead.get((zone, keys.gen), ())]
+        for key in [*changes, *stored]:
             parsed = self._record_key(key)
             if parsed is not None and parsed.zone in fresh and parsed.gen == fresh[parsed.zone].gen:
                 fresh[parsed.zone].index(key, parsed)
 
         def value_of(key: str) -> JSONValue:
-            return changes[key].value
+            reg = changes.get(key)
+            return self.registers.value(key) if reg is None else reg.value
 
         zones: dict[str, Zone | None] = {}
         for zone_text, keys in fresh.items():
@@ -200,6 +207,7 @@ class Materialiser:
     def rebuild(self) -> None:
         """Build every zone from the registers (at start-up)."""
         self._zones.clear()
+        self._ahead.clear()
         for zone in list(self.table):
             self.table.drop(zone.origin)
         changes = dict(self.registers.items())
@@ -224,6 +232,8 @@ class Materialiser:
         for zone_text, keys in generations.keys.items():
             self._zones[zone_text] = keys
             self._install(zone_text, generations.zones[zone_text])
+            for zone, gen in [a for a in self._ahead if a[0] == zone_text and a[1] <= keys.gen]:
+                del self._ahead[(zone, gen)]  # built in, or dead
         dirty: dict[str, set[str]] = {}
         for key, reg in changes.items():
             if key.startswith("zone ") and key[5:] not in generations.keys:
@@ -238,6 +248,8 @@ class Materialiser:
                 continue
             current = self._zones.get(parsed.zone)
             if current is None or parsed.gen != current.gen:
+                if current is not None and parsed.gen > current.gen:
+                    self._note_ahead(key, parsed, key in changes)
                 continue
             if key in changes:
                 current.index(key, parsed)
@@ -251,11 +263,20 @@ class Materialiser:
         self._parsed.clear()
         self._keys.clear()
 
+    def _note_ahead(self, key: str, parsed: StateKey, stored: bool) -> None:
+        slot = (parsed.zone, parsed.gen)
+        if stored:
+            self._ahead.setdefault(slot, set()).add(key)
+        elif slot in self._ahead:
+            self._ahead[slot].discard(key)
+
     def _unindex(self, key: str) -> None:
         parsed = self._record_key(key)
         current = None if parsed is None else self._zones.get(parsed.zone)
         if parsed is not None and current is not None and parsed.gen == current.gen:
             current.unindex(key, parsed)
+        elif parsed is not None and current is not None and parsed.gen > current.gen:
+            self._note_ahead(key, parsed, False)
 
     def _install(self, zone_text: str, zone: Zone | None) -> None:
         origin = _origin(zone_text)
