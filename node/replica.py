@@ -164,6 +164,8 @@ class Replica:
             want = expected.get(body.origin, 0) + 1
             if body.seq != want:
                 raise EventError(f"event seq {body.seq} from {body.origin[:12]}, expected {want}")
+            if not body.follows_its_origin:
+                raise EventError(f"event from {body.origin[:12]}: its vector is not at seq - 1")
             behind = [o for o, seq in body.vv.items() if expected.get(o, 0) < seq]
             if behind:  # causal delivery: its past must be applied first
                 raise EventError(f"event from {body.origin[:12]} depends on events not yet applied")

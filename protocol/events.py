@@ -74,6 +74,13 @@ class EventBody:
             doc["group"] = self.group.to_json()
         return doc
 
+    @property
+    def follows_its_origin(self) -> bool:
+        """Its vector holds its origin at ``seq - 1`` (absent for the first): its origin's
+        earlier events are its past, and it is not its own. One that claims more could
+        never be delivered, and would hold back every later event of its origin."""
+        return self.vv.get(self.origin, 0) == self.seq - 1
+
 
 @dataclass(frozen=True)
 class SignedEvent:

@@ -202,6 +202,8 @@ def join_proof_bytes(token: str, key: str) -> bytes:
 
 
 def _vv(value: Any, what: str) -> dict[str, int]:
+    """A message's vector without its 0 entries: a missing entry means 0, and vectors are
+    compared whole (anti-entropy offers and answers a ROOT only for equal ones)."""
     if not isinstance(value, dict):
         raise MessageError(f"{what} must be an object")
     for origin, seq in value.items():
@@ -209,7 +211,7 @@ def _vv(value: Any, what: str) -> dict[str, int]:
             raise MessageError(f"{what} has a key that is not a node id")
         if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**63:
             raise MessageError(f"{what}[{origin[:12]}] is not a sequence number")
-    return value
+    return {origin: seq for origin, seq in value.items() if seq}
 
 
 def _str(doc: dict[str, Any], name: str) -> str:

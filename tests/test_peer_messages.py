@@ -118,6 +118,17 @@ def test_hello_rules() -> None:
     assert error is not None and error.code == "version"
 
 
+def test_zero_entries_of_a_vector_are_dropped() -> None:
+    """A missing entry means 0; vectors with and without 0 entries must compare equal, or
+    two nodes would never agree to compare Merkle roots."""
+    other = "b" * 64
+    doc = {"type": "root", "root": "0" * 64, "vv": {ME: 3, other: 0}}
+    message = decode_message(canonical_json(doc))
+    assert isinstance(message, Root) and message.vv == {ME: 3}
+    ping = decode_message(canonical_json({"type": "ping", "vv": {other: 0}}))
+    assert isinstance(ping, Ping) and ping.vv == {}
+
+
 def test_vv_missing() -> None:
     assert vv_missing({"a": 5, "b": 2}, {"a": 3, "b": 2, "c": 9}) == {"a": 3}
     assert vv_missing({"a": 1}, {}) == {"a": 0}

@@ -65,6 +65,13 @@ def test_sequence_gap_is_refused(state: NodeState) -> None:
     _refused(state, [_event(state, seq=5)], "expected 2")
 
 
+def test_an_event_whose_vector_misstates_its_origin_is_refused(state: NodeState) -> None:
+    me = state.identity.node_id
+    applied = state.replica.vv[me]
+    _refused(state, [_event(state, vv={**state.replica.vv, me: applied + 1})], "seq - 1")
+    _refused(state, [_event(state, vv={**state.replica.vv, me: applied - 1})], "seq - 1")
+
+
 @pytest.mark.parametrize(
     "writes",
     [

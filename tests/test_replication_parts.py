@@ -433,18 +433,40 @@ def test_a_report_exactly_a_grace_after_a_round_relays_that_round() -> None:
     assert window.full_round(3.0, {"a": 3}, grace=1.0) == {"a": 1}
 
 
-def _third_origins_event(state: NodeState) -> SignedEvent:
-    """The first event of a new member, signed by it: neither this node's nor its peer's."""
+def _third_origins_event(state: NodeState, *, own_entry: int = 0) -> SignedEvent:
+    """The first event of a new member, signed by it: neither this node's nor its peer's.
+    ``own_entry`` is what its vector says of its origin (0, absent, is right)."""
     from protocol.statekeys import member_key
 
     third = nacl.signing.SigningKey.generate()
     origin = node_id_of(third.verify_key)
     state.write_now("test", {member_key(origin): {"name": "z", "peer": "", "status": "active"}})
     vv = dict(state.replica.vv)
+    if own_entry:
+        vv[origin] = own_entry
     body = EventBody(
         state.identity.cluster_id, origin, 1, vv, 1 << 16, "t", {setting_key("z"): {"value": 1}}
     )
     return sign_event(body, third)
+
+
+async def test_an_event_whose_vector_misstates_its_own_origin_is_refused(
+    tmp_path: Path,
+) -> None:
+    """An event's vector holds its origin at seq - 1. One that claims its own origin at seq
+    or beyond could never be delivered (its causal past includes itself): held, it would
+    block every later event of its origin. It is refused at once and counted."""
+    state = _state(tmp_path)
+    peering = Peering(state)
+    link = _LinkEnd(PEER, state.identity.node_id)
+    try:
+        await peering._screen([(link, [_third_origins_event(state, own_entry=1)])])  # type: ignore[list-item]
+        assert peering.rejected == {"invalid": 1} and len(peering.buffer) == 0
+        await peering._screen([(link, [_third_origins_event(state)])])  # type: ignore[list-item]
+        assert peering.rejected == {"invalid": 1} and len(peering.buffer) == 1
+    finally:
+        peering.log.close()
+        state.close()
 
 
 async def test_copies_of_applied_events_are_dropped_and_counted(tmp_path: Path) -> None:

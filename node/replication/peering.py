@@ -379,7 +379,8 @@ class Peering:
         """Checks that need no causal past, then the buffer.
 
         Copies of applied events are dropped unchecked. Every other event must be for
-        this cluster and correctly signed; an authentic one that differs from the applied
+        this cluster, correctly signed, and follow its origin's earlier events (a vector at
+        ``seq - 1``); an authentic one that differs from the applied
         event with its (origin, seq) is a reused sequence number. The rest must come from a
         known origin (or one that an admitted event of the same batch makes a member: a
         joiner's first events)."""
@@ -403,6 +404,8 @@ class Peering:
                 self._reject("foreign_cluster", peer_id, "an event for another cluster")
             elif event.id in forged:
                 self._reject("bad_signature", peer_id, f"an event claiming {body.origin[:12]}")
+            elif not body.follows_its_origin:
+                self._reject("invalid", peer_id, "an event whose vector is not at seq - 1")
             elif body.seq <= self.state.replica.vv.get(body.origin, 0):
                 self._sequence_reused(body.origin, body.seq, event.id)
             else:
