@@ -244,10 +244,10 @@ class Materialiser:
                 dirty[key[5:]] = set(keys.by_owner)
         for key in [*changes, *removed]:
             parsed = self._record_key(key)
-            if parsed is None or parsed.zone in generations.keys:
+            if parsed is None:
                 continue
-            current = self._zones.get(parsed.zone)
-            if current is None or parsed.gen != current.gen:
+            current = self._zones.get(parsed.zone)  # a generation started here: built whole
+            if current is None or parsed.gen != current.gen or parsed.zone in generations.keys:
                 if current is not None and parsed.gen > current.gen:
                     self._note_ahead(key, parsed, key in changes)
                 continue
