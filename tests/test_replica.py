@@ -185,48 +185,91 @@ def test_used_invite_outranks_a_concurrent_revoke() -> None:
     assert not wins(key, opened, revoked) and wins(key, revoked, opened)
 
 
+GEN_ZONE = dns.name.from_text("gen.test.")
+
+
+async def _copies(tmp_path: Path) -> tuple[NodeState, NodeState]:
+    """A node serving GEN_ZONE, and a copy of it: one to fall behind, one to go ahead."""
+    initialise(tmp_path / "a", NodeConfig(name="n1"), "test")
+    first = NodeState.open(tmp_path / "a")
+    ns = [dns.name.from_text("ns1.gen.test.")]
+    await first.write("zone.create", lambda: first.editor.create_zone(GEN_ZONE, ns, 60, 1))
+    first.close()
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    return NodeState.open(tmp_path / "a"), NodeState.open(tmp_path / "b")
+
+
+def _served(state: NodeState) -> Zone:
+    zone = state.replica.materialiser.table.get(GEN_ZONE)
+    assert zone is not None
+    return zone
+
+
+def _soa(state: NodeState) -> dns.rrset.RRset:
+    soa = _served(state).get(GEN_ZONE, dns.rdatatype.SOA)
+    assert soa is not None
+    return soa
+
+
+def _new_registers(behind: NodeState, ahead: NodeState) -> dict[str, tuple[Register, SignedEvent]]:
+    """What anti-entropy would bring ``behind`` from ``ahead``: each register with its event."""
+    return {
+        key: (reg, ahead.replica.sources([key])[0][key])
+        for key, reg in ahead.replica.registers.items()
+        if behind.replica.registers.get(key) != reg
+    }
+
+
 async def test_a_generation_whose_records_came_before_its_zone_register_is_served(
     tmp_path: Path,
 ) -> None:
     """Anti-entropy may bring a new generation's records in one round and the zone register
     that starts it in a later one (causal delivery never does). The zone it starts must
     serve those records at once, as a restart would."""
-    origin = dns.name.from_text("gen.test.")
-    initialise(tmp_path / "a", NodeConfig(name="n1"), "test")
-    first = NodeState.open(tmp_path / "a")
-    ns = [dns.name.from_text("ns1.gen.test.")]
-    await first.write("zone.create", lambda: first.editor.create_zone(origin, ns, 60, 1))
-    first.close()
-    shutil.copytree(tmp_path / "a", tmp_path / "b")
-    behind, ahead = NodeState.open(tmp_path / "a"), NodeState.open(tmp_path / "b")
-
-    def served(state: NodeState) -> Zone:
-        zone = state.replica.materialiser.table.get(origin)
-        assert zone is not None
-        return zone
-
+    behind, ahead = await _copies(tmp_path)
     try:
-        soa = served(ahead).get(origin, dns.rdatatype.SOA)
-        assert soa is not None
+        soa = _soa(ahead)
         records = [
             dns.rrset.from_text(f"h{i}.gen.test.", 60, "IN", "A", f"192.0.2.{i}") for i in range(3)
         ]
         await ahead.write(
-            "zone.replace", lambda: ahead.editor.replace_zone(origin, [soa, *records], 7)
+            "zone.replace", lambda: ahead.editor.replace_zone(GEN_ZONE, [soa, *records], 7)
         )
-        found: dict[str, tuple[Register, SignedEvent]] = {}
-        for key, reg in ahead.replica.registers.items():
-            if behind.replica.registers.get(key) != reg:
-                found[key] = (reg, ahead.replica.sources([key])[0][key])
+        found = _new_registers(behind, ahead)
         zone_register = {zone_key("gen.test."): found.pop(zone_key("gen.test."))}
         assert found  # the new generation's records and serial
         await behind.repair(found, set())
         await behind.repair(zone_register, set())
 
         for record in records:
-            assert served(behind).get(record.name, dns.rdatatype.A) == record
+            assert _served(behind).get(record.name, dns.rdatatype.A) == record
         materialisers = (behind.replica.materialiser, ahead.replica.materialiser)
         assert len({m.serial("gen.test.") for m in materialisers}) == 1
+    finally:
+        behind.close()
+        ahead.close()
+
+
+async def test_records_ahead_of_a_generation_that_never_started_here_are_dropped(
+    tmp_path: Path,
+) -> None:
+    """Anti-entropy brought generation 1's records, then generation 2 started (its zone
+    register won): generation 1 never started here, and its records go as a started one's
+    would. Kept, they would make this node's Merkle root differ from its peers' for good."""
+    behind, ahead = await _copies(tmp_path)
+    try:
+        soa = _soa(ahead)
+        for gen, address in ((1, "192.0.2.1"), (2, "192.0.2.2")):
+            record = dns.rrset.from_text("h.gen.test.", 60, "IN", "A", address)
+            await ahead.write(
+                "zone.replace", lambda r=record: ahead.editor.replace_zone(GEN_ZONE, [soa, r], 7)
+            )
+            found = _new_registers(behind, ahead)
+            if gen == 1:
+                del found[zone_key("gen.test.")]  # its records come, its zone register not
+            await behind.repair(found, set())
+        assert _new_registers(behind, ahead) == {}
+        assert behind.replica.registers.merkle.root() == ahead.replica.registers.merkle.root()
     finally:
         behind.close()
         ahead.close()

@@ -174,10 +174,13 @@ class Materialiser:
             keys = fresh.get(parsed.zone) or self._zones.get(parsed.zone)
             if keys is None or parsed.gen < keys.gen:
                 dead.add(key)
-        for zone in fresh:
+        for zone, keys in fresh.items():
             old = self._zones.get(zone)
             if old is not None:
                 dead.update(old.all_keys())
+            for (held_zone, gen), held in self._ahead.items():
+                if held_zone == zone and gen < keys.gen:
+                    dead.update(held)  # stored ahead of a generation that never started
         return dead
 
     def build_generations(self, changes: Mapping[str, Register]) -> Generations:
