@@ -18,6 +18,7 @@ import trio
 from node.api.http_server import LOGGER_NAME, Peer53Quart, serve_http
 
 DEADLINE = 5.0
+MAX_BODY = 1024
 KEEP_ALIVE = 0.3
 
 
@@ -31,10 +32,15 @@ class Handlers:
 
 def make_app(handlers: Handlers) -> Peer53Quart:
     app = Peer53Quart(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
 
     @app.route("/hello/<name>")
     async def hello(name: str) -> str:
         return f"hello {name}"
+
+    @app.route("/refuse", methods=["PUT"])
+    async def refuse() -> tuple[str, int]:
+        return "no", 403  # as a failed token check does: before reading the body
 
     @app.route("/slow")
     async def slow() -> str:
@@ -148,6 +154,42 @@ async def test_keep_alive_serves_several_requests_on_one_connection(server: Serv
         await stream.send_all(request_bytes(client, "/hello/last", close=True))
         assert await read_response(client, stream) == (200, b"hello last")
         assert await read_to_eof(stream) == b""
+
+
+async def test_a_request_refused_before_its_body_came_leaves_the_connection_usable(
+    server: Server,
+) -> None:
+    """The body reaches the server only after the handler has refused the request, as it
+    can when a client writes headers and body apart. The answer waits for the body, so the
+    connection is reused: hypercorn 0.18 would otherwise stop reading it, leaving the
+    client's next request unanswered."""
+    async with await server.connect() as stream:
+        client = h11.Connection(h11.CLIENT)
+        headers = [("Host", "127.0.0.1"), ("Content-Length", "4")]
+        await stream.send_all(
+            client.send(h11.Request(method="PUT", target="/refuse", headers=headers))
+        )
+        with trio.move_on_after(0.2):
+            await stream.receive_some(65536)
+            raise AssertionError("answered before the body was read")
+        await stream.send_all(client.send(h11.Data(data=b"body")) + client.send(h11.EndOfMessage()))
+        assert await read_response(client, stream) == (403, b"no")
+        client.start_next_cycle()
+        await stream.send_all(request_bytes(client, "/hello/again"))
+        with trio.fail_after(DEADLINE):
+            assert await read_response(client, stream) == (200, b"hello again")
+
+
+async def test_a_body_too_large_to_read_closes_the_connection(server: Server) -> None:
+    async with await server.connect() as stream:
+        client = h11.Connection(h11.CLIENT)
+        headers = [("Host", "127.0.0.1"), ("Content-Length", str(10 * MAX_BODY))]
+        await stream.send_all(
+            client.send(h11.Request(method="PUT", target="/refuse", headers=headers))
+        )
+        response = await next_event(client, stream)
+        assert isinstance(response, h11.Response) and response.status_code in (403, 413)
+        assert (b"connection", b"close") in response.headers
 
 
 async def test_client_disconnect_still_cancels_a_running_handler(server: Server) -> None:

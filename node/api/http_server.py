@@ -24,9 +24,13 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 from hypercorn.typing import ASGISendCallable, ASGISendEvent
+from quart.ctx import RequestContext
+from quart.globals import request_ctx
+from quart.typing import ResponseTypes
 from quart.wrappers import Request
 from quart_trio import QuartTrio
 from quart_trio.asgi import TrioASGIHTTPConnection
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 LOGGER_NAME = "peer53.http"
 KEEP_ALIVE_TIMEOUT = 5.0
@@ -55,9 +59,34 @@ class ResponseCompletingHTTPConnection(TrioASGIHTTPConnection):
 
 
 class Peer53Quart(QuartTrio):
-    """The application class of the node's API, with the connection-close fix installed."""
+    """The application class of the node's API, with the connection-close fix installed,
+    and every request's body read before its response goes out.
+
+    A handler that refuses a request early (no token, no such zone) does not read its body.
+    When the body reaches the server after the response has gone out (a client may write
+    headers and body apart), hypercorn 0.18 stops reading the connection without closing
+    it, and the client's next request on it is never answered. A body larger than the app
+    accepts is not read: its response says ``Connection: close`` instead.
+    """
 
     asgi_http_class = ResponseCompletingHTTPConnection
+
+    async def process_response(
+        self, response: ResponseTypes, request_context: RequestContext | None = None
+    ) -> ResponseTypes:
+        response = await super().process_response(response, request_context)
+        current = (request_context or request_ctx).request
+        length = current.content_length
+        chunked = "chunked" in current.headers.get("Transfer-Encoding", "").lower()
+        if length or chunked:
+            limit = self.config["MAX_CONTENT_LENGTH"]
+            try:
+                if limit is not None and (length or 0) > limit:
+                    raise RequestEntityTooLarge()
+                await current.get_data()
+            except HTTPException:  # too large, or too slow to come
+                response.headers["Connection"] = "close"
+        return response
 
 
 def _bind_text(host: str, port: int) -> str:
