@@ -16,7 +16,7 @@ from node.registers import Register
 from node.service import NodeState
 from node.zones.index import Zone
 from protocol.events import EventBody, EventError, Group, SignedEvent, node_id_of, sign_event
-from protocol.statekeys import zone_key
+from protocol.statekeys import StateKeyError, check_write, zone_key
 
 ZONE_VALUE = {"gen": 0, "live": True, "ttl": 60}
 
@@ -273,3 +273,28 @@ async def test_records_ahead_of_a_generation_that_never_started_here_are_dropped
     finally:
         behind.close()
         ahead.close()
+
+
+def test_the_spec_lists_exactly_the_type_mnemonics_keys_accept() -> None:
+    """Which types a state key may name by mnemonic is part of the protocol: a dnspython
+    that knows another type must show here, not change valid keys silently."""
+    text = (Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
+    section = text.split("## Type mnemonics", 1)[1].split("```", 2)[1]
+    listed = {
+        (int(number), mnemonic)
+        for number, mnemonic in (pair.split() for pair in " ".join(section.split()).split(", "))
+    }
+    known = {
+        (int(rdtype), dns.rdatatype.to_text(rdtype))
+        for rdtype in dns.rdatatype.RdataType
+        if not dns.rdatatype.to_text(rdtype).startswith("TYPE")
+    }
+    assert listed == known
+    for number, mnemonic in listed:
+        if mnemonic in ("SOA", "CNAME", "DNAME"):
+            kind, value = "rrset", {"ttl": 1, "rdata": ["x"]}
+        else:
+            kind, value = "ttl", {"ttl": 1}
+        check_write(f"{kind} x.test. 0 x.test. {mnemonic}", value, "")
+        with pytest.raises(StateKeyError):  # TYPEnnn only for a type without a mnemonic
+            check_write(f"{kind} x.test. 0 x.test. TYPE{number}", value, "")
