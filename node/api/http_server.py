@@ -30,7 +30,7 @@ from quart.typing import ResponseTypes
 from quart.wrappers import Request
 from quart_trio import QuartTrio
 from quart_trio.asgi import TrioASGIHTTPConnection
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException
 
 LOGGER_NAME = "peer53.http"
 KEEP_ALIVE_TIMEOUT = 5.0
@@ -76,17 +76,23 @@ class Peer53Quart(QuartTrio):
     ) -> ResponseTypes:
         response = await super().process_response(response, request_context)
         current = (request_context or request_ctx).request
-        length = current.content_length
         chunked = "chunked" in current.headers.get("Transfer-Encoding", "").lower()
-        if length or chunked:
-            limit = self.config["MAX_CONTENT_LENGTH"]
-            try:
-                if limit is not None and (length or 0) > limit:
-                    raise RequestEntityTooLarge()
-                await current.get_data()
-            except HTTPException:  # too large, or too slow to come
-                response.headers["Connection"] = "close"
+        if (current.content_length or chunked) and not await _read_body(
+            current, self.config["MAX_CONTENT_LENGTH"]
+        ):
+            response.headers["Connection"] = "close"
         return response
+
+
+async def _read_body(current: Request, limit: int | None) -> bool:
+    """Whether the whole body was read: not when it is over ``limit`` or too slow to come."""
+    if limit is not None and (current.content_length or 0) > limit:
+        return False
+    try:
+        await current.get_data()
+    except HTTPException:
+        return False
+    return True
 
 
 def _bind_text(host: str, port: int) -> str:
