@@ -126,7 +126,7 @@ class Materialiser:
         # anti-entropy may bring a generation's records in one round and the zone register
         # that starts it in a later one (causal delivery never does). The generation is
         # built with them when it starts.
-        self._ahead: dict[tuple[str, int], set[str]] = {}
+        self._ahead: dict[str, dict[int, set[str]]] = {}  # zone -> generation -> keys
 
     def _record_key(self, key: str) -> StateKey | None:
         try:
@@ -178,8 +178,8 @@ class Materialiser:
             old = self._zones.get(zone)
             if old is not None:
                 dead.update(old.all_keys())
-            for (held_zone, gen), held in self._ahead.items():
-                if held_zone == zone and gen < keys.gen:
+            for gen, held in self._ahead.get(zone, {}).items():
+                if gen < keys.gen:
                     dead.update(held)  # stored ahead of a generation that never started
         return dead
 
@@ -187,7 +187,9 @@ class Materialiser:
         """Build the zones that ``changes`` start anew, from ``changes`` and the records
         that arrived ahead of them (``_ahead``), while DNS answers from the old zones."""
         fresh = self._new_generations(changes)
-        stored = [k for zone, keys in fresh.items() for k in self._ahead.get((zone, keys.gen), ())]
+        stored = [
+            k for zone, keys in fresh.items() for k in self._ahead.get(zone, {}).get(keys.gen, ())
+        ]
         for key in [*changes, *stored]:
             parsed = self._record_key(key)
             if parsed is not None and parsed.zone in fresh and parsed.gen == fresh[parsed.zone].gen:
@@ -235,8 +237,9 @@ class Materialiser:
         for zone_text, keys in generations.keys.items():
             self._zones[zone_text] = keys
             self._install(zone_text, generations.zones[zone_text])
-            for zone, gen in [a for a in self._ahead if a[0] == zone_text and a[1] <= keys.gen]:
-                del self._ahead[(zone, gen)]  # built in, or dead
+            held = self._ahead.get(zone_text, {})
+            for gen in [g for g in held if g <= keys.gen]:
+                del held[gen]  # built in, or dead
         dirty: dict[str, set[str]] = {}
         for key, reg in changes.items():
             if key.startswith("zone ") and key[5:] not in generations.keys:
@@ -267,11 +270,10 @@ class Materialiser:
         self._keys.clear()
 
     def _note_ahead(self, key: str, parsed: StateKey, stored: bool) -> None:
-        slot = (parsed.zone, parsed.gen)
         if stored:
-            self._ahead.setdefault(slot, set()).add(key)
-        elif slot in self._ahead:
-            self._ahead[slot].discard(key)
+            self._ahead.setdefault(parsed.zone, {}).setdefault(parsed.gen, set()).add(key)
+        else:
+            self._ahead.get(parsed.zone, {}).get(parsed.gen, set()).discard(key)
 
     def _unindex(self, key: str) -> None:
         parsed = self._record_key(key)

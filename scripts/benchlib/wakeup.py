@@ -16,6 +16,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import dns.name
@@ -54,9 +55,7 @@ async def _make_events(data_dir: Path, copy: Path, count: int) -> list[SignedEve
         rrset = dns.rrset.from_text(name, 60, dns.rdataclass.IN, dns.rdatatype.A, "192.0.2.1")
         change = {(name, dns.rdatatype.A): rrset}
         events += await state.write(
-            "rrset.put",
-            lambda change=change: state.editor.change_rrsets(ORIGIN, change),  # type: ignore[misc]
-            inline=True,
+            "rrset.put", partial(state.editor.change_rrsets, ORIGIN, change), inline=True
         )
     state.close()
     return events
