@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+from functools import partial
 from pathlib import Path
 
 import dns.flags
@@ -23,14 +24,18 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import dns.zone
+import h11
 import pytest
+import trio
+import trio.testing
 
 from protocol.merkle import ENTRY_BYTES
 from scripts.benchlib import __main__ as bench_main
-from scripts.benchlib import repair, replication, wakeup
+from scripts.benchlib import http1, repair, replication, wakeup
 from scripts.benchlib.__main__ import _parser, _repair_plan, _replication_plan, main
 from scripts.benchlib.answers import answer_fits
 from scripts.benchlib.dnsperf import parse_latencies, parse_summary
+from scripts.benchlib.http1 import Http1Client
 from scripts.benchlib.replication import DEFAULT, NONE, Figure, ReplicationPlan, measure
 from scripts.benchlib.report import _compaction, _repair
 from scripts.benchlib.workload import Kind, Query, build_workload
@@ -494,3 +499,44 @@ def test_the_wakeup_figures_time_the_apply_alone(tmp_path: Path) -> None:
     assert set(value) == WAKEUP_KEYS and {figure.unit for figure in figures} == {"µs"}
     assert all(50 <= v < 100_000 / 10 for v in value.values()), value
     assert messages == ["wakeup: 10 events applied back to back, 10 each after a sleep"]
+
+
+async def _answer_puts(stream: trio.SocketStream, accepted: list[int]) -> None:
+    """A keep-alive HTTP/1.1 server that answers every request 201, counting connections."""
+    accepted.append(1)
+    connection = h11.Connection(h11.SERVER)
+    async with stream:
+        while True:
+            event = connection.next_event()
+            if event is h11.NEED_DATA:
+                data = await stream.receive_some(65536)
+                if not data:
+                    return
+                connection.receive_data(data)
+            elif isinstance(event, h11.EndOfMessage):
+                response = h11.Response(status_code=201, headers=[("Content-Length", "0")])
+                await stream.send_all(
+                    connection.send(response) + connection.send(h11.EndOfMessage())
+                )
+                connection.start_next_cycle()
+
+
+async def test_the_bench_client_drops_connections_idle_past_its_expiry(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """A connection idle for longer than the server may keep it is not used again: a request
+    sent on it as the server closes it may be handled and still go unanswered."""
+    accepted: list[int] = []
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            partial(trio.serve_tcp, partial(_answer_puts, accepted=accepted), 0, host="127.0.0.1")
+        )
+        port = listeners[0].socket.getsockname()[1]
+        client = Http1Client(f"http://127.0.0.1:{port}", {})
+        statuses = [(await client.put_json("/a", {}))[0] for _ in range(3)]
+        assert (statuses, len(accepted)) == ([201] * 3, 1)
+        mock_clock.jump(http1.IDLE_EXPIRY + 0.1)
+        assert (await client.put_json("/a", {}))[0] == 201
+        assert len(accepted) == 2
+        await client.aclose()
+        nursery.cancel_scope.cancel()

@@ -3,6 +3,12 @@
 The propagation run writes at a fixed rate on the same cores as the nodes it measures.
 httpx costs several milliseconds of CPU per request here, which at 100 writes/s takes half
 a core from the nodes; h11 on a trio stream costs a fraction of that.
+
+A connection idle for longer than ``IDLE_EXPIRY`` is closed rather than used again. A
+server closes idle connections after its keep-alive timeout (5 s by default on a node),
+and a request sent just as it does may be handled and still go unanswered: the client
+then sends it again on a new connection, and a PUT that had already created its RRset
+answers 200 the second time.
 """
 
 from __future__ import annotations
@@ -15,12 +21,16 @@ import h11
 import trio
 
 RECEIVE_CHUNK = 65536
+IDLE_EXPIRY = 2.0
+"""Seconds a connection may stay idle and still be used: well under the server's
+keep-alive timeout."""
 
 
 class _Connection:
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
         self.h11 = h11.Connection(h11.CLIENT)
+        self.idle_since = trio.current_time()
 
     async def request(self, request: h11.Request, body: bytes) -> tuple[int, bytes, bool]:
         """Status, body, and whether the connection can carry another request."""
@@ -54,13 +64,26 @@ class _Connection:
 class Http1Client:
     """Requests to one base URL, each on an idle connection or a new one."""
 
-    def __init__(self, base_url: str, headers: dict[str, str]) -> None:
+    def __init__(
+        self, base_url: str, headers: dict[str, str], idle_expiry: float = IDLE_EXPIRY
+    ) -> None:
         parts = urlsplit(base_url)
         if parts.hostname is None or parts.port is None:
             raise ValueError(f"not a base URL with a host and port: {base_url}")
         self._host, self._port = parts.hostname, parts.port
         self._headers = [("Host", parts.netloc), *headers.items()]
         self._idle: list[_Connection] = []
+        self._idle_expiry = idle_expiry
+
+    async def _idle_connection(self) -> _Connection | None:
+        """The most recently used idle connection that has not expired; expired ones are
+        closed."""
+        while self._idle:
+            connection = self._idle.pop()
+            if trio.current_time() - connection.idle_since <= self._idle_expiry:
+                return connection
+            await connection.stream.aclose()
+        return None
 
     async def put_json(self, target: str, document: Any) -> tuple[int, bytes]:
         body = json.dumps(document).encode()
@@ -71,11 +94,9 @@ class Http1Client:
         ]
         request = h11.Request(method="PUT", target=target, headers=headers)
         while True:
-            reused = bool(self._idle)
-            if reused:
-                connection = self._idle.pop()
-            else:
-                connection = _Connection(await trio.open_tcp_stream(self._host, self._port))
+            idle = await self._idle_connection()
+            reused = idle is not None
+            connection = idle or _Connection(await trio.open_tcp_stream(self._host, self._port))
             try:
                 status, answer, reusable = await connection.request(request, body)
             except (trio.BrokenResourceError, OSError):
@@ -88,6 +109,7 @@ class Http1Client:
                 raise
             break
         if reusable:
+            connection.idle_since = trio.current_time()
             self._idle.append(connection)
         else:
             await connection.stream.aclose()
