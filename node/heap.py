@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-LARGE_CHANGE = 10_000
+LARGE_CHANGE = 1_000
 """Registers committed between two freezes."""
 
 
