@@ -155,6 +155,7 @@ async def _serve(state: NodeState, stop: trio.Event) -> None:
             dns_nursery.start_soon(trio.serve_listeners, tcp.handle, tcp_listeners)
             await dns_nursery.start(peering.run, peer_listeners)
             dns_nursery.start_soon(publish_peer_address, state, advertised)
+            dns_nursery.start_soon(state.checkpoints)
             api = addresses["api"]
             try:
                 api_host, api_port = await nursery.start(

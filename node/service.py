@@ -36,6 +36,8 @@ DB_FILE = "peer53.db"
 # trio thread: a worker thread's hand-off costs more than such a commit, and it holds up
 # DNS answers for a millisecond or two at most.
 INLINE_WRITES = 64
+CHECKPOINT_EVERY = 1.0
+"""Seconds between checkpoints of the WAL, when something was committed meanwhile."""
 
 
 class DataDirError(RuntimeError):
@@ -194,6 +196,16 @@ class NodeState:
             if db.synced < target:
                 await trio.to_thread.run_sync(db.sync)  # StorageFailed: report nothing
                 db.synced = max(db.synced, target)
+
+    async def checkpoints(self) -> None:
+        """Keep the WAL short by checkpointing it from a worker thread, so that no commit on
+        the trio thread does it (see ``node.store.database``)."""
+        done = self.db.commits
+        while True:
+            await trio.sleep(CHECKPOINT_EVERY)
+            if self.db.commits != done:
+                done = self.db.commits
+                await trio.to_thread.run_sync(self.db.checkpoint)
 
     def _finish(self, prepared: Prepared, generations: Generations) -> None:
         """Every commit's last step, on the trio thread."""

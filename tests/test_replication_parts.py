@@ -5,6 +5,7 @@ rounds across a replaced link."""
 from __future__ import annotations
 
 import itertools
+import sqlite3
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -648,3 +649,79 @@ async def test_a_failed_sync_is_never_retried_into_a_promise(
         assert db.synced == unsynced < db.commits
     finally:
         state.close()
+
+
+def test_commits_leave_the_wal_for_the_checkpointer(tmp_path: Path) -> None:
+    """A commit that fills the WAL does not copy it into the database file itself (that
+    held the event loop for milliseconds); the checkpoint, run from a worker thread,
+    copies all of it."""
+    from node.store.database import Database
+
+    db = Database(tmp_path / "peer53.db")
+    try:
+        for index in range(60):  # about 1,500 WAL pages: SQLite's own limit is 1,000
+            db.set_meta({"k": str(index) * 100_000})
+        before = (tmp_path / "peer53.db").stat().st_size
+        frames, copied = db.checkpoint()
+        assert copied == frames >= 1_000
+        assert before < (tmp_path / "peer53.db").stat().st_size
+        assert db.meta("k") == "59" * 100_000
+    finally:
+        db.close()
+
+
+async def test_the_node_checkpoints_only_after_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    every = 0.01
+    monkeypatch.setattr("node.service.CHECKPOINT_EVERY", every)
+    state = _state(tmp_path)
+    db = state.replica.db
+    copied: list[int] = []
+    checkpoint = db.checkpoint
+    monkeypatch.setattr(db, "checkpoint", lambda: copied.append(checkpoint()[1]))
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(state.checkpoints)
+            await trio.sleep(10 * every)
+            assert copied == []  # nothing committed since it started
+            await state.apply_remote([_third_origins_event(state)])
+            with trio.fail_after(10):
+                while not copied:
+                    await trio.sleep(every)
+            await trio.sleep(10 * every)
+            assert len(copied) == 1 and copied[0] > 0
+            nursery.cancel_scope.cancel()
+    finally:
+        state.close()
+
+
+@pytest.mark.parametrize(("code", "fails_syncs"), [(sqlite3.SQLITE_BUSY, False), (1034, True)])
+def test_a_checkpoint_that_fails_on_io_counts_as_a_failed_sync(
+    tmp_path: Path, code: int, fails_syncs: bool
+) -> None:
+    """1034 is SQLITE_IOERR_FSYNC: the checkpoint's own fsync failed, and the kernel may
+    have dropped what it could not write. A busy database is only tried again later."""
+    from node.store.database import Database, StorageFailed
+
+    class Failing:
+        def execute(self, sql: str) -> sqlite3.Cursor:
+            error = sqlite3.OperationalError("checkpoint failed")
+            error.sqlite_errorcode = code
+            raise error
+
+        def close(self) -> None:
+            pass
+
+    db = Database(tmp_path / "peer53.db")
+    try:
+        db.set_meta({"k": "v"})
+        db._checkpointer = Failing()  # type: ignore[assignment]
+        assert db.checkpoint() == (0, 0)
+        if fails_syncs:
+            with pytest.raises(StorageFailed):
+                db.sync()
+        else:
+            db.sync()
+    finally:
+        db.close()
