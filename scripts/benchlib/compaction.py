@@ -4,8 +4,8 @@ Measured in this process on one node with the real write path, SQLite file and c
 every round gives each record a new address (one event, so every rewrite leaves a
 tombstone and an unreferenced event behind), then one compaction pass runs, as a node's
 compactor does every ``compact_interval_ms``, and a checkpoint of the WAL, as a node does
-every second. On one node the floor is its own vector, so
-what a pass may delete is what a cluster whose members all keep up may delete. The figures
+every second. On one node the floor is its own vector, so what a pass may delete is what
+a cluster whose members all keep up may delete. The figures
 are the size of the SQLite files (database and WAL) and the log and tombstone counts, at
 evenly spaced points of the run: a bounded log shows as a flat curve.
 """

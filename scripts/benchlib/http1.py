@@ -64,23 +64,20 @@ class _Connection:
 class Http1Client:
     """Requests to one base URL, each on an idle connection or a new one."""
 
-    def __init__(
-        self, base_url: str, headers: dict[str, str], idle_expiry: float = IDLE_EXPIRY
-    ) -> None:
+    def __init__(self, base_url: str, headers: dict[str, str]) -> None:
         parts = urlsplit(base_url)
         if parts.hostname is None or parts.port is None:
             raise ValueError(f"not a base URL with a host and port: {base_url}")
         self._host, self._port = parts.hostname, parts.port
         self._headers = [("Host", parts.netloc), *headers.items()]
         self._idle: list[_Connection] = []
-        self._idle_expiry = idle_expiry
 
     async def _idle_connection(self) -> _Connection | None:
         """The most recently used idle connection that has not expired; expired ones are
         closed."""
         while self._idle:
             connection = self._idle.pop()
-            if trio.current_time() - connection.idle_since <= self._idle_expiry:
+            if trio.current_time() - connection.idle_since <= IDLE_EXPIRY:
                 return connection
             await connection.stream.aclose()
         return None
